@@ -1,0 +1,91 @@
+"""The Layer base class: one piece of the chain rule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nn.parameter import Parameter
+
+
+class Layer:
+    """Base class of every layer.
+
+    A layer maps a batch ``x`` of shape ``(batch, n_in)`` to ``(batch, n_out)``.
+
+    * ``forward(x)`` computes the output and caches what ``backward`` needs.
+    * ``backward(grad_out)`` receives ∂L/∂out, *adds* ∂L/∂p into each ``p.grad`` and returns
+      ∂L/∂x. It never recomputes what ``forward`` cached.
+
+    Arrays returned by ``forward`` and ``backward`` are buffers owned by the layer and reused
+    when the batch shape repeats: they stay valid until the next call. Copy them to keep them.
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self.training = True
+        self._buffers: dict[str, np.ndarray] = {}
+
+    # -- the contract ---------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output for a batch ``x`` of shape ``(batch, n_in)``."""
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Accumulate parameter gradients and return ∂L/∂x.
+
+        Parameters
+        ----------
+        grad_out : ndarray, shape (batch, n_out)
+            ∂L/∂out for the output of the last ``forward``.
+        input_grad : bool
+            Whether to compute ∂L/∂x. A model's first layer skips it during training
+            (nothing upstream needs it); the method then returns ``None``.
+        """
+        raise NotImplementedError
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable parameters, in a fixed order (``W`` before ``b``)."""
+        return []
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        """Draw fresh initial values in place (a no-op for layers without parameters)."""
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state saved with the model, keyed by attribute name.
+
+        For example a standardizer's mean and scale or batch-norm running statistics. The
+        arrays have fixed shapes from the constructor; model files restore them in place.
+        """
+        return {}
+
+    def output_features(self, n_in: int) -> int:
+        """The number of output features for ``n_in`` input features."""
+        return n_in
+
+    def config(self) -> dict:
+        """The constructor arguments, as JSON-compatible values (used by model files)."""
+        return {}
+
+    # -- modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Layer:
+        """Switch to training mode (or evaluation mode with ``mode=False``)."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Switch to evaluation mode."""
+        return self.train(False)
+
+    # -- buffers --------------------------------------------------------------------------
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A scratch array owned by the layer, reused while shape and dtype stay the same."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
