@@ -21,6 +21,8 @@ class Layer:
     """
 
     training: bool = True
+    #: The number of input features the layer requires, or None when any number works.
+    n_features_in: int | None = None
 
     def __init__(self) -> None:
         self.training = True

@@ -1,0 +1,206 @@
+"""Sequential: a stack of layers whose parameters live in one vector θ."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from nn.layer import Layer
+from nn.parameter import Parameter
+from nn.validation import check_array, check_dtype, check_positive_int
+
+
+class Sequential(Layer):
+    """A stack of layers applied in order, with every parameter in one contiguous vector θ.
+
+    The reference notes write all parameters as one vector θ (5.1), the gradient as one
+    vector ∇L(θ) (5.2) and training as θ ← θ − η∇L(θ) (5.3). A Sequential keeps exactly that:
+    ``model.theta`` holds every parameter and ``model.theta_grad`` every gradient, and each
+    layer's ``W`` and ``b`` are views into them. Zeroing gradients is one call, an optimizer
+    step a few vector operations whatever the depth, and ``layer.W.data[...] = values``
+    changes the model.
+
+    Parameters
+    ----------
+    *layers : Layer
+        The layers, applied first to last.
+    seed : int or None
+        Seed of the generator that initialises every layer's parameters (in layer order) and
+        that layers such as Dropout draw from. ``None`` takes fresh entropy.
+    dtype : np.float32 or np.float64
+        The dtype of θ, ∇θ and every computation. Inputs are cast to it batch by batch.
+    """
+
+    def __init__(self, *layers: Layer, seed: int | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("Sequential needs at least one layer. Received: no layers")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential takes Layer instances, but argument {i} is "
+                    f"{layer!r} of type {type(layer).__name__}"
+                )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(
+                f"Received an invalid value for `seed`, expected an integer or None. "
+                f"Received: seed={seed!r}"
+            )
+        self.layers: list[Layer] = list(layers)
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        self.n_features = self._check_feature_chain()
+        self.rng = np.random.default_rng(seed)
+        self.theta, self.theta_grad = self._bind_parameters()
+        for layer in self.layers:
+            layer.reset_parameters(self.rng)
+
+    # -- θ ------------------------------------------------------------------------------------
+    def _bind_parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """Move every parameter into one vector θ and every gradient into ∇θ (views)."""
+        params = self.parameters()
+        total = sum(p.size for p in params)
+        theta = np.empty(total, dtype=self.dtype)
+        theta_grad = np.zeros(total, dtype=self.dtype)
+        offset = 0
+        for p in params:
+            view = theta[offset : offset + p.size].reshape(p.shape)
+            view[...] = p.data
+            p.data = view
+            p.grad = theta_grad[offset : offset + p.size].reshape(p.shape)
+            offset += p.size
+        for layer in self.layers:
+            for name, array in layer.buffers().items():
+                setattr(layer, name, array.astype(self.dtype))
+        return theta, theta_grad
+
+    def _check_feature_chain(self) -> int | None:
+        """The number of input features, after checking that consecutive layers fit."""
+        n_features = None
+        n = None
+        for layer in self.layers:
+            declared = layer.n_features_in
+            if n is None and declared is not None:
+                n_features = n = declared
+            if n is not None:
+                n = layer.output_features(n)
+        return n_features
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter in layer order (W then b), each a view into θ."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self) -> None:
+        """∇θ ← 0, in one call."""
+        self.theta_grad.fill(0)
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        for layer in self.layers:
+            layer.reset_parameters(rng)
+
+    # -- the chain rule -----------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Apply the layers in order.
+
+        Parameters
+        ----------
+        x : ndarray, shape (batch, n_features)
+            Cast to the model's dtype if it has another.
+
+        Returns
+        -------
+        ndarray, shape (batch, n_outputs)
+            A buffer of the last layer, valid until the next forward.
+        """
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Back-propagate ∂L/∂out through the layers in reverse order (5.9–5.13).
+
+        Each layer adds its parameters' gradients into ∇θ and hands ∂L/∂(its input) to the
+        layer before it.
+
+        Parameters
+        ----------
+        grad_out : ndarray, shape (batch, n_outputs)
+        input_grad : bool
+            Whether to compute ∂L/∂x for the model's input (training needs only ∇θ).
+
+        Returns
+        -------
+        ndarray, shape (batch, n_features), or None when ``input_grad`` is False
+        """
+        grad = grad_out
+        for layer in reversed(self.layers[1:]):
+            grad = layer.backward(grad)
+        return self.layers[0].backward(grad, input_grad=input_grad)
+
+    # -- modes ----------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Sequential:
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    # -- inference --------------------------------------------------------------------------
+    def predict(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """The model's output for every row of ``X``, computed in evaluation mode.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        batch_size : int
+            Rows per forward pass; ``X`` may be memory-mapped and larger than memory.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+            A new array of the model's dtype.
+        """
+        X = check_array(X, "X", n_features=self.n_features)
+        batch_size = check_positive_int("batch_size", batch_size)
+        was_training = self.training
+        self.eval()
+        try:
+            out = None
+            for start in range(0, X.shape[0], batch_size):
+                batch = self.forward(np.asarray(X[start : start + batch_size], dtype=self.dtype))
+                if out is None:
+                    out = np.empty((X.shape[0], batch.shape[1]), dtype=self.dtype)
+                out[start : start + len(batch)] = batch
+        finally:
+            self.train(was_training)
+        return out
+
+    # -- copies ---------------------------------------------------------------------------------
+    def copy(self, dtype=None) -> Sequential:
+        """A deep copy with its own θ, optionally in another dtype (e.g. float64 for checks)."""
+        layers = copy.deepcopy(self.layers)
+        for layer in layers:
+            layer._buffers = {}
+        clone = Sequential(*layers, seed=0, dtype=self.dtype if dtype is None else dtype)
+        clone.theta[...] = self.theta
+        for mine, theirs in zip(self.layers, clone.layers, strict=True):
+            for name, array in mine.buffers().items():
+                getattr(theirs, name)[...] = array
+        clone.seed = self.seed
+        clone.train(self.training)
+        return clone
+
+    @property
+    def n_parameters(self) -> int:
+        """The length of θ."""
+        return self.theta.size
+
+    def config(self) -> dict:
+        return {"dtype": self.dtype.name, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        head = f"Sequential(dtype={self.dtype.name}, parameters={self.n_parameters}"
+        return head + ")\n" + "\n".join(lines) if lines else head + ")"

@@ -1,0 +1,143 @@
+"""Dense: the fully connected layer z = x·W + b, a = σ(z)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nn._blas import add_xT_dz
+from nn.activations import Activation, get_activation
+from nn.init import get_initializer
+from nn.layer import Layer
+from nn.parameter import Parameter
+from nn.validation import check_positive_int
+
+
+class Dense(Layer):
+    """Fully connected layer: z = x·W + b, a = σ(z).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output features. ``W`` has shape ``(n_in, n_out)``, ``b`` shape ``(n_out,)``.
+    activation : str, Activation or None
+        σ, fused into the layer: one of ``nn.activations.ACTIVATIONS`` or an
+        :class:`~nn.activations.Activation` instance; ``None`` is the identity.
+    init : str or None
+        Initializer of ``W`` (``"glorot"``, ``"he"``, ... see ``nn.init``); by default He for
+        the ReLU family and Glorot otherwise. ``b`` starts at zero.
+    bias : bool
+        Whether the layer has ``b``.
+
+    Notes
+    -----
+    Forward caches x, z and a = σ(z). Backward follows equations 5.8–5.12 of the reference
+    notes, from those cached values only::
+
+        ∂L/∂z  = σ'(z) ⊙ ∂L/∂a
+        ∂L/∂W += xᵀ · ∂L/∂z
+        ∂L/∂b += Σ_batch ∂L/∂z
+        ∂L/∂x  = ∂L/∂z · Wᵀ
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation: str | Activation | None = None,
+        init: str | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_out = check_positive_int("n_out", n_out)
+        self.n_features_in = self.n_in
+        self.activation = get_activation(activation)
+        self.init = init
+        self._initializer = get_initializer(init or self.activation.init)
+        if not isinstance(bias, bool):
+            raise TypeError(
+                f"Received an invalid value for `bias`, expected a bool. Received: bias={bias!r}"
+            )
+        self.W = Parameter(np.empty((self.n_in, self.n_out), dtype=np.float32), "W")
+        self.b = Parameter(np.zeros(self.n_out, dtype=np.float32), "b") if bias else None
+        self._x: np.ndarray | None = None
+        self._z: np.ndarray | None = None
+        self._a: np.ndarray | None = None
+        self.reset_parameters(np.random.default_rng())
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        """W from the initializer, b = 0, in place."""
+        self._initializer(self.W.data, rng)
+        if self.b is not None:
+            self.b.data[...] = 0
+
+    def parameters(self) -> list[Parameter]:
+        return [self.W] if self.b is None else [self.W, self.b]
+
+    def output_features(self, n_in: int) -> int:
+        if n_in != self.n_in:
+            raise ValueError(f"{self!r} expects {self.n_in} input features, but receives {n_in}")
+        return self.n_out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """a = σ(x·W + b).
+
+        Parameters
+        ----------
+        x : ndarray, shape (batch, n_in)
+
+        Returns
+        -------
+        ndarray, shape (batch, n_out)
+        """
+        W = self.W.data
+        z = self._buffer("z", (x.shape[0], self.n_out), W.dtype)
+        np.matmul(x, W, out=z)
+        if self.b is not None:
+            z += self.b.data
+        self._x, self._z = x, z
+        self._a = self.activation.apply(z, self._buffer("a", z.shape, z.dtype))
+        return self._a
+
+    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Accumulate ∂L/∂W and ∂L/∂b; return ∂L/∂x.
+
+        Parameters
+        ----------
+        grad_out : ndarray, shape (batch, n_out)
+            ∂L/∂a.
+        input_grad : bool
+            Compute ∂L/∂x (``False`` returns ``None``; a model's first layer needs no ∂L/∂x).
+
+        Returns
+        -------
+        ndarray, shape (batch, n_in), or None
+        """
+        x, z, a = self._x, self._z, self._a
+        # 5.12: ∂L/∂z = σ'(z) ⊙ ∂L/∂a, with σ'(z) from the cached z and a
+        dz = self.activation.chain(z, a, grad_out, self._buffer("dz", z.shape, z.dtype))
+        # 5.10 and 5.8: ∂z/∂W = x, summed over the batch: ∂L/∂W += xᵀ·∂L/∂z
+        add_xT_dz(x, dz, self.W.grad)
+        if self.b is not None:
+            # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z
+            self.b.grad += np.sum(dz, axis=0, out=self._buffer("db", self.b.grad.shape, dz.dtype))
+        if not input_grad:
+            return None
+        # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
+        return np.matmul(dz, self.W.data.T, out=self._buffer("dx", x.shape, dz.dtype))
+
+    def config(self) -> dict:
+        act = self.activation
+        activation = {"name": act.name, **act.config()} if act.config() else act.name
+        cfg = {"n_in": self.n_in, "n_out": self.n_out, "activation": activation}
+        if self.init is not None:
+            cfg["init"] = self.init
+        if self.b is None:
+            cfg["bias"] = False
+        return cfg
+
+    def __repr__(self) -> str:
+        act = self.activation
+        args = "".join(f", {k}={v}" for k, v in act.config().items())
+        extra = "" if self.b is not None else ", bias=False"
+        return f"Dense({self.n_in} -> {self.n_out}, activation={act.name}{args}{extra})"
