@@ -1,0 +1,522 @@
+"""Data sets: the bundled digits, CSV/NPZ/NPY files, and train/test splits.
+
+Every loader returns ``(X, y)`` with ``X`` of shape ``(n_samples, n_features)`` and ``y`` of
+shape ``(n_samples,)`` (or ``None`` when the file holds no labels). Labels whose values are all
+whole numbers come back as ``int64`` class labels; any other labels come back as floats of the
+requested ``dtype`` (regression targets).
+
+Mistakes in a data file raise :class:`ValueError` (or :class:`FileNotFoundError` for a missing
+file) with one line naming the file, what was expected and what was found, for example
+``data.csv, line 7: expected 65 columns, found 64``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from importlib import resources
+from numbers import Integral, Real
+from typing import IO
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+__all__ = [
+    "load_csv",
+    "load_dataset",
+    "load_digits",
+    "load_npy",
+    "load_npz",
+    "train_test_split",
+]
+
+PathLike = str | os.PathLike
+
+_DIGITS_RESOURCE = "datasets/digits.csv.gz"
+_DIGITS_SHAPE = (1797, 64)
+_SUFFIXES = (".csv", ".csv.gz", ".npz", ".npy")
+_ROWS_PER_CHUNK = 65536  # rows checked at a time when scanning memory-mapped arrays
+
+
+# -- the bundled data set -------------------------------------------------------------------
+
+
+def load_digits(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The handwritten digits bundled with the package: 8x8 images as 64 features.
+
+    The test part of the UCI "Optical Recognition of Handwritten Digits" data set
+    (E. Alpaydin and C. Kaynak, 1998; CC BY 4.0), read from the installed package with
+    :mod:`importlib.resources`.
+
+    Parameters
+    ----------
+    dtype : floating dtype
+        The dtype of ``X`` (default ``float32``).
+
+    Returns
+    -------
+    X : ndarray, shape (1797, 64)
+        Pixel intensities, whole numbers 0..16, row by row.
+    y : ndarray of int64, shape (1797,)
+        The digit shown, 0..9.
+    """
+    dtype = _float_dtype(dtype)
+    name = f"nn/{_DIGITS_RESOURCE}"
+    text = gzip.decompress(resources.files("nn").joinpath(_DIGITS_RESOURCE).read_bytes())
+    text = text.decode("utf-8")
+
+    def open_text() -> IO[str]:
+        return io.StringIO(text)
+
+    X, y = _read_csv(open_text, name, dtype, header=False)
+    if X.shape != _DIGITS_SHAPE:  # a damaged installation, not a user error
+        raise ValueError(f"{name}: expected shape {_DIGITS_SHAPE}, found {X.shape}")
+    return X, y
+
+
+# -- train/test split -----------------------------------------------------------------------
+
+
+def train_test_split(
+    X: np.ndarray,
+    y: np.ndarray | None,
+    test_size: float | int = 0.2,
+    stratify: bool = False,
+    seed: int | np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Shuffle the samples and split them into a training and a test set.
+
+    ``n_test = ceil(test_size * n)`` for a fraction, or ``test_size`` itself for a count; both
+    sets get at least one sample. With ``stratify=True`` each class is split on its own, so the
+    test set keeps the class proportions of ``y``: class ``c`` with ``n_c`` samples gives
+    ``floor(n_test * n_c / n)`` test samples, and the remaining ones go to the classes with the
+    largest fractional parts (so the sizes add up to ``n_test`` exactly).
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, ...)
+        The samples.
+    y : array_like, shape (n_samples, ...) or None
+        The labels or targets; ``None`` splits ``X`` alone (the label parts are ``None``).
+    test_size : float in (0, 1) or int in [1, n_samples - 1]
+        The fraction or the number of samples in the test set.
+    stratify : bool
+        Keep the class proportions of ``y`` (which must hold class labels, shape (n_samples,)).
+    seed : int, numpy.random.Generator or None
+        Seed of the ``np.random.Generator`` that draws the permutation; the global random
+        state is never used.
+
+    Returns
+    -------
+    X_train, X_test : ndarray, shapes (n_train, ...) and (n_test, ...)
+    y_train, y_test : ndarray or None, shapes (n_train, ...) and (n_test, ...)
+    """
+    X = np.asarray(X)
+    if X.ndim == 0:
+        raise ValueError("Received an invalid value for `X`, expected an array of samples. "
+                         f"Received: X with shape {X.shape}")
+    n = X.shape[0]
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != n:
+            raise ValueError(f"`X` and `y` must have the same number of samples. Received: "
+                             f"X with shape {X.shape}, y with shape {y.shape}")
+    if n < 2:
+        raise ValueError(f"Cannot split {n} sample(s) into two non-empty sets; "
+                         "expected at least 2 samples.")
+    n_test = _n_test(test_size, n)
+    rng = np.random.default_rng(seed)
+
+    if stratify:
+        train_idx, test_idx = _stratified_indices(y, n_test, rng)
+    else:
+        perm = rng.permutation(n)
+        test_idx, train_idx = perm[:n_test], perm[n_test:]
+
+    y_train = None if y is None else y[train_idx]
+    y_test = None if y is None else y[test_idx]
+    return X[train_idx], X[test_idx], y_train, y_test
+
+
+def _n_test(test_size: float | int, n: int) -> int:
+    """The number of test samples for ``test_size`` out of ``n``."""
+    if isinstance(test_size, bool) or not isinstance(test_size, Real):
+        raise TypeError("Received an invalid value for `test_size`, expected a fraction in (0, 1) "
+                        f"or a sample count. Received: test_size={test_size!r}")
+    if isinstance(test_size, Integral):
+        if not 1 <= test_size <= n - 1:
+            raise ValueError("Received an invalid value for `test_size`, expected a count in "
+                             f"[1, {n - 1}] for {n} samples. Received: test_size={test_size}")
+        return int(test_size)
+    if not 0.0 < test_size < 1.0:
+        raise ValueError("Received an invalid value for `test_size`, expected a fraction in "
+                         f"(0, 1). Received: test_size={test_size}")
+    return min(max(int(np.ceil(test_size * n)), 1), n - 1)
+
+
+def _stratified_indices(
+    y: np.ndarray | None, n_test: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with the class proportions of ``y`` in both parts."""
+    if y is None or y.ndim != 1:
+        shape = None if y is None else y.shape
+        raise ValueError("`stratify=True` needs class labels `y` of shape (n_samples,). "
+                         f"Received: y with shape {shape}")
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.all(y == np.round(y))):
+        raise ValueError("`stratify=True` needs class labels, found non-integer values in `y` "
+                         "(regression targets cannot be stratified)")
+    _, classes = np.unique(y, return_inverse=True)
+    counts = np.bincount(classes)
+    n = y.shape[0]
+
+    # Largest-remainder rounding of n_test * n_c / n: floor first, then one more sample for
+    # the classes with the largest fractional parts until the counts add up to n_test.
+    exact = n_test * counts / n
+    per_class = np.floor(exact).astype(np.int64)
+    short = n_test - int(per_class.sum())
+    if short:
+        fraction = exact - per_class
+        # random tie-break among equal fractions, then largest fraction first
+        order = np.lexsort((rng.random(counts.size), -fraction))
+        per_class[order[:short]] += 1
+
+    test_parts, train_parts = [], []
+    for c, k in enumerate(per_class):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        test_parts.append(members[:k])
+        train_parts.append(members[k:])
+    # mix the classes so neither set is ordered by label
+    return rng.permutation(np.concatenate(train_parts)), rng.permutation(np.concatenate(test_parts))
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def load_dataset(
+    path: PathLike, dtype: DTypeLike = np.float32
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load ``(X, y)`` from a file, chosen by its suffix.
+
+    ``.csv`` and ``.csv.gz`` go to :func:`load_csv` (label in the last column), ``.npz`` to
+    :func:`load_npz` (arrays ``X`` and ``y``), ``.npy`` to :func:`load_npy` (``X`` only;
+    ``y`` is ``None``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The data file.
+    dtype : floating dtype
+        The dtype of ``X`` and of float labels (default ``float32``).
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features)
+    y : ndarray, shape (n_samples,) or (n_samples, n_outputs), or None
+    """
+    name = os.fspath(path)
+    lower = str(name).lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        return load_csv(path, dtype=dtype)
+    if lower.endswith(".npz"):
+        return load_npz(path, dtype=dtype)
+    if lower.endswith(".npy"):
+        return load_npy(path, dtype=dtype), None
+    raise ValueError(f"{name}: expected a file ending in one of {', '.join(_SUFFIXES)}, "
+                     f"found suffix {os.path.splitext(lower)[1] or '(none)'!r}")
+
+
+def load_csv(
+    path: PathLike, dtype: DTypeLike = np.float32, header: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load a comma-separated file of numbers whose last column is the label.
+
+    Blank lines are skipped. A ``.gz`` suffix means gzip-compressed text.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.csv`` or ``.csv.gz`` file.
+    dtype : floating dtype
+        The dtype of ``X`` and of float labels (default ``float32``).
+    header : bool or None
+        Whether the first row holds column names. ``None`` detects it: the first row is a
+        header when one of its cells is not a number.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_columns - 1)
+    y : ndarray, shape (n_samples,)
+        ``int64`` when every label is a whole number, else ``dtype``.
+    """
+    dtype = _float_dtype(dtype)
+    if header is not None and not isinstance(header, bool):
+        raise TypeError("Received an invalid value for `header`, expected True, False or None. "
+                        f"Received: header={header!r}")
+    name = _check_file(path)
+    if str(name).lower().endswith(".gz"):
+        def open_text() -> IO[str]:
+            return gzip.open(path, "rt", encoding="utf-8-sig")
+    else:
+        def open_text() -> IO[str]:
+            return open(path, encoding="utf-8-sig")
+    return _read_csv(open_text, name, dtype, header)
+
+
+def load_npz(
+    path: PathLike, dtype: DTypeLike = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load arrays ``X`` and ``y`` from an ``.npz`` archive (never unpickling anything).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file, as written by ``np.savez(path, X=X, y=y)``.
+    dtype : floating dtype
+        The dtype of ``X`` and of float labels (default ``float32``).
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features)
+    y : ndarray, shape (n_samples,) or (n_samples, n_outputs)
+        ``int64`` when every label is a whole number, else ``dtype``.
+    """
+    dtype = _float_dtype(dtype)
+    name = _check_file(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{name}: expected an .npz archive of arrays `X` and `y`, "
+                         f"found a file numpy cannot read as one ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{name}: expected an .npz archive of arrays `X` and `y`, "
+                         "found a single .npy array")
+    with archive:
+        missing = [key for key in ("X", "y") if key not in archive.files]
+        if missing:
+            raise ValueError(f"{name}: expected arrays `X` and `y`, found "
+                             f"{sorted(archive.files) or 'no arrays'} (missing "
+                             f"{', '.join(f'`{k}`' for k in missing)})")
+        X = _npz_array(archive, "X", name)
+        y = _npz_array(archive, "y", name)
+
+    _check_numeric(X, f"{name}: array `X`")
+    _check_numeric(y, f"{name}: array `y`")
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name}: expected array `X` of shape (n_samples, n_features) with at "
+                         f"least one sample, found shape {X.shape}")
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise ValueError(f"{name}: expected array `y` of shape ({X.shape[0]},) to match "
+                         f"`X` of shape {X.shape}, found shape {y.shape}")
+    _check_finite(X, f"{name}: array `X`")
+    _check_finite(y, f"{name}: array `y`")
+    return X.astype(dtype, copy=False), _labels(y, dtype)
+
+
+def load_npy(
+    path: PathLike, dtype: DTypeLike = np.float32, mmap_mode: str | None = None
+) -> np.ndarray:
+    """Load a feature matrix ``X`` (no labels) from an ``.npy`` file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npy`` file, as written by ``np.save``.
+    dtype : floating dtype
+        The dtype of the returned array (default ``float32``); ignored with ``mmap_mode``.
+    mmap_mode : {None, "r", "r+", "c"}
+        Memory-map the file instead of reading it (for data larger than memory): the array
+        keeps the dtype stored in the file, and models cast it batch by batch.
+
+    Returns
+    -------
+    X : ndarray or numpy.memmap, shape (n_samples, n_features)
+    """
+    dtype = _float_dtype(dtype)
+    if mmap_mode not in (None, "r", "r+", "c"):
+        raise ValueError("Received an invalid value for `mmap_mode`, expected one of None, 'r', "
+                         f"'r+', 'c'. Received: mmap_mode={mmap_mode!r}")
+    name = _check_file(path)
+    try:
+        X = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{name}: expected an .npy array, found a file numpy cannot read "
+                         f"as one ({exc})") from None
+    if not isinstance(X, np.ndarray):
+        X.close()
+        raise ValueError(f"{name}: expected an .npy array, found an .npz archive")
+    _check_numeric(X, name)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name}: expected an array of shape (n_samples, n_features) with at "
+                         f"least one sample, found shape {X.shape}")
+    _check_finite(X, name)
+    return X if mmap_mode is not None else X.astype(dtype, copy=False)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _float_dtype(dtype: DTypeLike) -> np.dtype:
+    """``dtype`` as a floating numpy dtype, or a TypeError."""
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result is None or result.kind != "f":
+        raise TypeError("Received an invalid value for `dtype`, expected a floating dtype such "
+                        f"as np.float32 or np.float64. Received: dtype={dtype!r}")
+    return result
+
+
+def _check_file(path: PathLike) -> str:
+    """The name to show in messages; raises when ``path`` is not an existing file."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError("Received an invalid value for `path`, expected a str or path-like. "
+                        f"Received: path={path!r}")
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"{name}: expected a data file, found no such file")
+    if os.path.isdir(name):
+        raise ValueError(f"{name}: expected a data file, found a directory")
+    if os.path.getsize(name) == 0:
+        raise ValueError(f"{name}: expected data, found an empty file")
+    return name
+
+
+def _labels(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Labels ``(n,)`` of whole numbers as ``int64`` classes; anything else as ``dtype`` floats.
+
+    Two-dimensional targets (class probabilities, several regression outputs) stay floats.
+    """
+    if y.ndim != 1:
+        return y.astype(dtype, copy=False)
+    if y.dtype.kind in "biu":
+        return y.astype(np.int64, copy=False)
+    if np.all(y == np.round(y)) and np.all(np.abs(y) < 2.0**63):
+        return y.astype(np.int64)
+    return y.astype(dtype, copy=False)
+
+
+def _npz_array(archive: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
+    """``archive[key]``, with a clear error for arrays that would need pickle."""
+    try:
+        return archive[key]
+    except ValueError as exc:
+        raise ValueError(f"{name}: expected array `{key}` of numbers, found an array that "
+                         f"needs pickle to load ({exc})") from None
+
+
+def _check_numeric(a: np.ndarray, what: str) -> None:
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: expected numbers (bool, int or float), found dtype {a.dtype}")
+
+
+def _check_finite(a: np.ndarray, what: str) -> None:
+    """Raise naming the first NaN or infinity in ``a`` (scanned in chunks for memmaps)."""
+    if a.dtype.kind != "f":
+        return
+    for start in range(0, a.shape[0], _ROWS_PER_CHUNK):
+        chunk = np.asarray(a[start:start + _ROWS_PER_CHUNK])
+        bad = ~np.isfinite(chunk)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            where[0] += start
+            count = sum(int((~np.isfinite(np.asarray(a[s:s + _ROWS_PER_CHUNK]))).sum())
+                        for s in range(start, a.shape[0], _ROWS_PER_CHUNK))
+            index = tuple(int(i) for i in where)
+            raise ValueError(f"{what}: expected finite numbers, found {count} NaN or infinite "
+                             f"value(s), the first {a[index]} at index {index}")
+
+
+def _is_number(cell: str) -> bool:
+    """Whether a CSV cell holds a number as numpy's parser reads it."""
+    if "_" in cell:  # float() accepts 1_000, numpy's parser does not
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _data_lines(lines: Iterator[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for the non-blank lines, numbered from 1."""
+    return ((i, line) for i, line in enumerate(lines, start=1) if line.strip())
+
+
+def _read_csv(
+    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse with numpy's fast reader; on any problem, rescan to name the line and cell."""
+    try:
+        with open_text() as f:
+            rows = _data_lines(f)
+            first = next(rows, None)
+            if first is None:
+                raise ValueError(f"{name}: expected rows of comma-separated numbers, "
+                                 "found only blank lines")
+            if header is None:
+                header = not all(_is_number(c) for c in first[1].split(","))
+            if header:  # the data start at the next non-blank line, if there is one
+                first = next(rows, None)
+            data, numpy_error = None, None
+            if first is not None:
+                lines = itertools.chain([first[1]], (line for _, line in rows))
+                try:
+                    data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2,
+                                      comments=None)
+                except UnicodeDecodeError:
+                    raise
+                except ValueError as exc:
+                    numpy_error = exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: expected UTF-8 text, found undecodable bytes ({exc.reason} "
+                         f"at byte {exc.start})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{name}: expected gzip-compressed CSV, found data that does not "
+                         f"decompress ({exc})") from None
+
+    if data is None or data.shape[1] < 2 or not np.isfinite(data).all():
+        _diagnose_csv(open_text, name, header)
+        # numpy refused something the line-by-line scan accepts (not expected to happen)
+        raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "
+                         f"cannot parse ({numpy_error})")
+    return data[:, :-1].astype(dtype), _labels(data[:, -1], dtype)
+
+
+def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> None:
+    """Scan the file line by line and raise a ValueError naming the first problem."""
+    with open_text() as f:
+        rows = _data_lines(f)
+        first = next(rows)
+        header_line = None
+        if header:
+            header_line = first
+            first = next(rows, None)
+            if first is None:
+                raise ValueError(f"{name}, line {header_line[0]}: expected data rows after "
+                                 "the header, found none")
+        n_columns = len(first[1].split(","))
+        if n_columns < 2:
+            raise ValueError(f"{name}, line {first[0]}: expected at least 2 columns (features, "
+                             f"then the label), found {n_columns}")
+        if header_line is not None and len(header_line[1].split(",")) != n_columns:
+            raise ValueError(f"{name}, line {header_line[0]}: expected a header of {n_columns} "
+                             f"names like the data rows, found {len(header_line[1].split(','))}")
+        for lineno, line in itertools.chain([first], rows):
+            cells = line.split(",")
+            if len(cells) != n_columns:
+                raise ValueError(f"{name}, line {lineno}: expected {n_columns} columns, "
+                                 f"found {len(cells)}")
+            for column, cell in enumerate(cells, start=1):
+                if not _is_number(cell):
+                    hint = " (pass header=True if the first row names the columns)" \
+                        if lineno == first[0] and not header else ""
+                    raise ValueError(f"{name}, line {lineno}, column {column}: expected a "
+                                     f"number, found {cell.strip()!r}{hint}")
+                if not np.isfinite(float(cell)):
+                    raise ValueError(f"{name}, line {lineno}, column {column}: expected a "
+                                     f"finite number, found {cell.strip()!r}")
