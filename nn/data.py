@@ -25,6 +25,8 @@ from typing import IO
 import numpy as np
 from numpy.typing import DTypeLike
 
+from nn.validation import check_dtype
+
 __all__ = [
     "load_csv",
     "load_dataset",
@@ -54,7 +56,7 @@ def load_digits(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    dtype : floating dtype
+    dtype : {float32, float64}
         The dtype of ``X`` (default ``float32``).
 
     Returns
@@ -64,7 +66,7 @@ def load_digits(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     y : ndarray of int64, shape (1797,)
         The digit shown, 0..9.
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_dtype(dtype)
     name = f"nn/{_DIGITS_RESOURCE}"
     text = gzip.decompress(resources.files("nn").joinpath(_DIGITS_RESOURCE).read_bytes())
     text = text.decode("utf-8")
@@ -209,7 +211,7 @@ def load_dataset(
     ----------
     path : str or path-like
         The data file.
-    dtype : floating dtype
+    dtype : {float32, float64}
         The dtype of ``X`` and of float labels (default ``float32``).
 
     Returns
@@ -240,7 +242,7 @@ def load_csv(
     ----------
     path : str or path-like
         The ``.csv`` or ``.csv.gz`` file.
-    dtype : floating dtype
+    dtype : {float32, float64}
         The dtype of ``X`` and of float labels (default ``float32``).
     header : bool or None
         Whether the first row holds column names. ``None`` detects it: the first row is a
@@ -252,7 +254,7 @@ def load_csv(
     y : ndarray, shape (n_samples,)
         ``int64`` when every label is a whole number, else ``dtype``.
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_dtype(dtype)
     if header is not None and not isinstance(header, bool):
         raise TypeError("Received an invalid value for `header`, expected True, False or None. "
                         f"Received: header={header!r}")
@@ -275,7 +277,7 @@ def load_npz(
     ----------
     path : str or path-like
         The ``.npz`` file, as written by ``np.savez(path, X=X, y=y)``.
-    dtype : floating dtype
+    dtype : {float32, float64}
         The dtype of ``X`` and of float labels (default ``float32``).
 
     Returns
@@ -284,7 +286,7 @@ def load_npz(
     y : ndarray, shape (n_samples,) or (n_samples, n_outputs)
         ``int64`` when every label is a whole number, else ``dtype``.
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_dtype(dtype)
     name = _check_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -325,7 +327,7 @@ def load_npy(
     ----------
     path : str or path-like
         The ``.npy`` file, as written by ``np.save``.
-    dtype : floating dtype
+    dtype : {float32, float64}
         The dtype of the returned array (default ``float32``); ignored with ``mmap_mode``.
     mmap_mode : {None, "r", "r+", "c"}
         Memory-map the file instead of reading it (for data larger than memory): the array
@@ -335,7 +337,7 @@ def load_npy(
     -------
     X : ndarray or numpy.memmap, shape (n_samples, n_features)
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_dtype(dtype)
     if mmap_mode not in (None, "r", "r+", "c"):
         raise ValueError("Received an invalid value for `mmap_mode`, expected one of None, 'r', "
                          f"'r+', 'c'. Received: mmap_mode={mmap_mode!r}")
@@ -357,18 +359,6 @@ def load_npy(
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _float_dtype(dtype: DTypeLike) -> np.dtype:
-    """``dtype`` as a floating numpy dtype, or a TypeError."""
-    try:
-        result = np.dtype(dtype)
-    except TypeError:
-        result = None
-    if result is None or result.kind != "f":
-        raise TypeError("Received an invalid value for `dtype`, expected a floating dtype such "
-                        f"as np.float32 or np.float64. Received: dtype={dtype!r}")
-    return result
 
 
 def _check_file(path: PathLike) -> str:
@@ -460,6 +450,7 @@ def _read_csv(
                                  "found only blank lines")
             if header is None:
                 header = not all(_is_number(c) for c in first[1].split(","))
+            header_width = len(first[1].split(",")) if header else None
             if header:  # the data start at the next non-blank line, if there is one
                 first = next(rows, None)
             data, numpy_error = None, None
@@ -479,7 +470,8 @@ def _read_csv(
         raise ValueError(f"{name}: expected gzip-compressed CSV, found data that does not "
                          f"decompress ({exc})") from None
 
-    if data is None or data.shape[1] < 2 or not np.isfinite(data).all():
+    if (data is None or data.shape[1] < 2 or header_width not in (None, data.shape[1])
+            or not np.isfinite(data).all()):
         _diagnose_csv(open_text, name, header)
         # numpy refused something the line-by-line scan accepts (not expected to happen)
         raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "

@@ -1,0 +1,401 @@
+"""Data loading and splitting, checked against values the tests write themselves."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nn.data import (
+    load_csv,
+    load_dataset,
+    load_digits,
+    load_npy,
+    load_npz,
+    train_test_split,
+)
+
+# -- digits ----------------------------------------------------------------------------------
+
+
+def test_digits_shape_dtype_and_values():
+    X, y = load_digits()
+    assert X.shape == (1797, 64) and X.dtype == np.float32
+    assert y.shape == (1797,) and y.dtype == np.int64
+    assert X.min() == 0 and X.max() == 16
+    assert np.array_equal(X, np.round(X))
+    assert set(np.unique(y)) == set(range(10))
+    counts = np.bincount(y)
+    assert counts.sum() == 1797
+    assert np.all((counts >= 170) & (counts <= 190))  # about 180 of each digit
+
+
+def test_digits_dtype_and_fresh_arrays():
+    X64, y = load_digits(dtype=np.float64)
+    assert X64.dtype == np.float64
+    X64[0, 0] = -1.0  # the caller owns what it gets
+    assert load_digits()[0][0, 0] == 0
+
+
+def test_digits_first_row_matches_the_bundled_file():
+    root = Path(__file__).resolve().parents[1]
+    with gzip.open(root / "nn" / "datasets" / "digits.csv.gz", "rt") as f:
+        first = [int(v) for v in f.readline().split(",")]
+    X, y = load_digits()
+    assert X[0].tolist() == first[:64] and y[0] == first[64]
+
+
+def test_digits_load_from_an_installed_copy(tmp_path):
+    """A plain (non-editable) install must ship the CSV and find it via importlib.resources."""
+    root = Path(__file__).resolve().parents[1]
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-cache-dir", "--quiet", "--target", str(target), str(root)],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"pip install not possible here: {result.stderr.strip()[-300:]}")
+    code = ("import nn.data, numpy as np; X, y = nn.data.load_digits(); "
+            "print(nn.data.__file__); print(X.shape, np.bincount(y).sum())")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, check=True).stdout.splitlines()
+    assert out[0].startswith(str(target))  # the installed copy, not the checkout
+    assert out[1] == "(1797, 64) 1797"
+
+
+# -- train_test_split --------------------------------------------------------------------------
+
+
+def _toy(n=100, classes=(0, 1, 2), weights=(0.5, 0.3, 0.2)):
+    rng = np.random.default_rng(123)
+    y = np.repeat(np.array(classes), (np.array(weights) * n).astype(int))
+    X = np.arange(len(y) * 2, dtype=np.float64).reshape(len(y), 2)
+    return X, rng.permutation(y)
+
+
+@pytest.mark.parametrize(("test_size", "n_test"), [(0.2, 20), (0.25, 25), (0.333, 34), (7, 7)])
+def test_split_sizes(test_size, n_test):
+    X, y = _toy()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, seed=0)
+    assert len(X_te) == len(y_te) == n_test
+    assert len(X_tr) == len(y_tr) == 100 - n_test
+
+
+def test_split_is_a_disjoint_partition_with_rows_kept_together():
+    X, y = _toy()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, seed=1)
+    rows = np.concatenate([X_tr[:, 0], X_te[:, 0]]) / 2
+    assert sorted(rows.astype(int)) == list(range(100))  # every row once
+    # labels travel with their rows
+    assert np.array_equal(y[(X_tr[:, 0] / 2).astype(int)], y_tr)
+    assert np.array_equal(y[(X_te[:, 0] / 2).astype(int)], y_te)
+
+
+def test_split_is_deterministic_in_the_seed_and_ignores_global_state():
+    X, y = _toy()
+    before = np.random.get_state()[1].copy()  # noqa: NPY002 - checking it is left alone
+    a = train_test_split(X, y, seed=42)
+    b = train_test_split(X, y, seed=42)
+    c = train_test_split(X, y, seed=43)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not np.array_equal(a[1], c[1])
+    assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+
+
+def test_split_accepts_a_generator():
+    X, y = _toy()
+    a = train_test_split(X, y, seed=np.random.default_rng(5))
+    b = train_test_split(X, y, seed=np.random.default_rng(5))
+    assert np.array_equal(a[1], b[1])
+
+
+def test_stratified_split_keeps_class_proportions():
+    X, y = _toy(n=1000)
+    for seed in range(5):
+        _, _, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=True, seed=seed)
+        assert np.array_equal(np.bincount(y_te), [100, 60, 40])
+        assert np.array_equal(np.bincount(y_tr), [400, 240, 160])
+
+
+def test_stratified_split_rounding_adds_up():
+    # 3 classes of 7 samples, test_size 10: 10 * 7 / 21 = 3.33 each -> 3, 3, 4 in some order
+    y = np.repeat([0, 1, 2], 7)
+    X = np.zeros((21, 1))
+    for seed in range(10):
+        _, X_te, _, y_te = train_test_split(X, y, test_size=10, stratify=True, seed=seed)
+        counts = np.bincount(y_te, minlength=3)
+        assert len(X_te) == 10 and sorted(counts) == [3, 3, 4]
+
+
+def test_stratified_split_on_digits():
+    X, y = load_digits()
+    _, _, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=True, seed=0)
+    assert len(y_te) == 360 and len(y_tr) == 1437
+    expected = np.bincount(y) * 360 / 1797
+    assert np.all(np.abs(np.bincount(y_te) - expected) < 1)
+
+
+def test_stratified_split_mixes_classes():
+    X, y = _toy()
+    _, _, y_tr, _ = train_test_split(X, y, stratify=True, seed=0)
+    assert not np.all(np.diff(y_tr) >= 0)  # not sorted by class
+
+
+def test_split_without_labels():
+    X = np.arange(10.0).reshape(5, 2)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, None, test_size=2, seed=0)
+    assert X_tr.shape == (3, 2) and X_te.shape == (2, 2) and y_tr is None and y_te is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"test_size": 0.0}, ValueError, r"test_size.*\(0, 1\).*0\.0"),
+        ({"test_size": 1.0}, ValueError, r"\(0, 1\)"),
+        ({"test_size": -0.5}, ValueError, "test_size"),
+        ({"test_size": 0}, ValueError, r"\[1, 99\]"),
+        ({"test_size": 100}, ValueError, r"\[1, 99\].*test_size=100"),
+        ({"test_size": True}, TypeError, "test_size"),
+        ({"test_size": "0.2"}, TypeError, "test_size"),
+    ],
+)
+def test_split_rejects_bad_test_size(kwargs, error, match):
+    X, y = _toy()
+    with pytest.raises(error, match=match):
+        train_test_split(X, y, **kwargs)
+
+
+def test_split_rejects_mismatched_lengths_and_bad_stratify():
+    X, y = _toy()
+    with pytest.raises(ValueError, match=r"same number of samples.*\(100, 2\).*\(99,\)"):
+        train_test_split(X, y[:-1])
+    with pytest.raises(ValueError, match="class labels"):
+        train_test_split(X, y + 0.5, stratify=True)
+    with pytest.raises(ValueError, match="class labels"):
+        train_test_split(X, None, stratify=True)
+    with pytest.raises(ValueError, match="at least 2"):
+        train_test_split(X[:1], y[:1])
+
+
+# -- CSV round trips --------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _csv_text(X, y, header=None):
+    lines = [",".join(header)] if header else []
+    lines += [",".join([*(repr(float(v)) for v in row), str(label)])
+              for row, label in zip(X, y, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+@pytest.mark.parametrize("header", [None, ["a", "b", "c", "label"]])
+def test_csv_round_trip(tmp_path, name, header):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 3))
+    y = np.array([0, 2, 1, 1, 0, 2])
+    path = _write(tmp_path / name, _csv_text(X, y, header))
+    for loader in (load_csv, load_dataset):
+        X_got, y_got = loader(path, dtype=np.float64)
+        assert X_got.dtype == np.float64 and y_got.dtype == np.int64
+        assert np.array_equal(X_got, X) and np.array_equal(y_got, y)
+    X32, _ = load_csv(str(path))
+    assert X32.dtype == np.float32 and np.array_equal(X32, X.astype(np.float32))
+
+
+def test_csv_explicit_header_flag(tmp_path):
+    path = _write(tmp_path / "d.csv", "1,2,3\n4,5,6\n")
+    X, y = load_csv(path, header=True)  # the first row is taken as names
+    assert X.tolist() == [[4, 5]] and y.tolist() == [6]
+    X, y = load_csv(path, header=False)
+    assert X.tolist() == [[1, 2], [4, 5]] and y.tolist() == [3, 6]
+
+
+def test_csv_float_labels_are_regression_targets(tmp_path):
+    path = _write(tmp_path / "r.csv", "1,0.5\n2,1.25\n3,-3\n")
+    X, y = load_csv(path)
+    assert y.dtype == np.float32 and y.tolist() == [0.5, 1.25, -3.0]
+    _, y = load_csv(path, dtype=np.float64)
+    assert y.dtype == np.float64
+
+
+def test_csv_whole_float_labels_become_integers(tmp_path):
+    path = _write(tmp_path / "c.csv", "1,0.0\n2,3.0\n3,-1e0\n")
+    _, y = load_csv(path)
+    assert y.dtype == np.int64 and y.tolist() == [0, 3, -1]
+
+
+def test_csv_blank_lines_windows_newlines_and_bom(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,label\r\n\r\n1.5,1\r\n   \r\n2.5,0\r\n")
+    X, y = load_csv(path)
+    assert X.tolist() == [[1.5], [2.5]] and y.tolist() == [1, 0]
+
+
+# -- CSV errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1,2,3\n4,5,6\n7,8\n", r"bad\.csv, line 3: expected 3 columns, found 2"),
+        ("1,2,3\n\n4,5,6,7\n", r"bad\.csv, line 3: expected 3 columns, found 4"),
+        ("1,2,3\n4,x,6\n", r"bad\.csv, line 2, column 2: expected a number, found 'x'"),
+        ("1,2,3\n4,,6\n", r"bad\.csv, line 2, column 2: expected a number, found ''"),
+        ("a,b,c\n1,2,3\n4,5,nan\n", r"bad\.csv, line 3, column 3: expected a finite number, "
+                                    r"found 'nan'"),
+        ("1,inf,3\n", r"bad\.csv, line 1, column 2: expected a finite number, found 'inf'"),
+        ("1\n2\n", r"bad\.csv, line 1: expected at least 2 columns .* found 1"),
+        ("a,b,c\n", r"bad\.csv, line 1: expected data rows after the header, found none"),
+        ("\n  \n\n", r"bad\.csv: expected rows of comma-separated numbers, found only blank"),
+        ("a,b\n1,2,3\n", r"bad\.csv, line 1: expected a header of 3 names .* found 2"),
+        ("1,2\n1_0,3\n", r"bad\.csv, line 2, column 1: expected a number, found '1_0'"),
+    ],
+)
+def test_csv_errors_name_file_line_and_problem(tmp_path, text, match):
+    path = _write(tmp_path / "bad.csv", text)
+    with pytest.raises(ValueError, match=match):
+        load_csv(path)
+
+
+def test_csv_error_in_gzip_file(tmp_path):
+    path = _write(tmp_path / "bad.csv.gz", "1,2\n3,4\n5\n")
+    with pytest.raises(ValueError, match=r"bad\.csv\.gz, line 3: expected 2 columns, found 1"):
+        load_dataset(path)
+
+
+def test_csv_header_false_on_named_columns_hints_at_header(tmp_path):
+    path = _write(tmp_path / "h.csv", "a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"h\.csv, line 1, column 1: .*'a'.*header=True"):
+        load_csv(path, header=False)
+
+
+def test_csv_missing_empty_and_undecodable_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv: .*no such file"):
+        load_csv(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz"):
+        load_dataset(tmp_path / "nope.npz")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv: expected data, found an empty file"):
+        load_csv(tmp_path / "empty.csv")
+    (tmp_path / "bin.csv").write_bytes(b"1,2\n\xff\xfe,3\n")
+    with pytest.raises(ValueError, match=r"bin\.csv: expected UTF-8 text"):
+        load_csv(tmp_path / "bin.csv")
+    (tmp_path / "fake.csv.gz").write_bytes(b"1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"fake\.csv\.gz: expected gzip-compressed CSV"):
+        load_csv(tmp_path / "fake.csv.gz")
+    with pytest.raises(ValueError, match="found a directory"):
+        load_csv(tmp_path)
+
+
+def test_csv_bad_arguments(tmp_path):
+    path = _write(tmp_path / "d.csv", "1,2\n")
+    with pytest.raises(ValueError, match="dtype"):
+        load_csv(path, dtype=np.int32)
+    with pytest.raises(TypeError, match="header"):
+        load_csv(path, header="yes")
+
+
+# -- NPZ and NPY ---------------------------------------------------------------------------------
+
+
+def test_npz_round_trip(tmp_path):
+    X = np.arange(12, dtype=np.float64).reshape(4, 3) / 7
+    y = np.array([1, 0, 1, 1], dtype=np.int32)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    for loader in (load_npz, load_dataset):
+        X_got, y_got = loader(tmp_path / "d.npz", dtype=np.float64)
+        assert np.array_equal(X_got, X)
+        assert y_got.dtype == np.int64 and y_got.tolist() == [1, 0, 1, 1]
+    X32, _ = load_npz(tmp_path / "d.npz")
+    assert X32.dtype == np.float32
+
+
+def test_npz_regression_and_two_dimensional_targets(tmp_path):
+    X = np.ones((3, 2))
+    np.savez(tmp_path / "r.npz", X=X, y=np.array([0.5, 1.0, 2.0]))
+    assert load_npz(tmp_path / "r.npz")[1].dtype == np.float32
+    onehot = np.eye(3)
+    np.savez(tmp_path / "p.npz", X=X, y=onehot)
+    y = load_npz(tmp_path / "p.npz", dtype=np.float64)[1]
+    assert y.dtype == np.float64 and np.array_equal(y, onehot)  # probabilities stay floats
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"X": np.ones((3, 2))}, r"d\.npz: expected arrays `X` and `y`, found \['X'\] .*`y`"),
+        ({"data": np.ones(3)}, r"d\.npz: expected arrays `X` and `y`.*missing `X`, `y`"),
+        ({"X": np.ones((3, 2)), "y": np.ones(2)}, r"d\.npz: expected array `y` of shape \(3,\)"
+                                                  r".*found shape \(2,\)"),
+        ({"X": np.ones(3), "y": np.ones(3)}, r"d\.npz: expected array `X` of shape "
+                                             r"\(n_samples, n_features\).*found shape \(3,\)"),
+        ({"X": np.array([[1.0, np.nan]]), "y": np.ones(1)}, r"d\.npz: array `X`: expected finite"
+                                                             r".*index \(0, 1\)"),
+        ({"X": np.ones((2, 2)), "y": np.array([0.0, np.inf])}, r"d\.npz: array `y`: expected "
+                                                               r"finite"),
+        ({"X": np.array([["a", "b"]]), "y": np.ones(1)}, r"d\.npz: array `X`: expected numbers"),
+        ({"X": np.array([[1, None]], dtype=object), "y": np.ones(1)}, r"d\.npz: expected array "
+                                                                      r"`X` of numbers.*pickle"),
+    ],
+)
+def test_npz_errors(tmp_path, arrays, match):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=match):
+        load_npz(path)
+
+
+def test_npz_files_that_are_not_archives(tmp_path):
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match=r"text\.npz: expected an \.npz archive"):
+        load_npz(tmp_path / "text.npz")
+    np.save(tmp_path / "single.npy", np.ones((2, 2)))
+    os.replace(tmp_path / "single.npy", tmp_path / "single.npz")
+    with pytest.raises(ValueError, match=r"single\.npz: .*found a single \.npy array"):
+        load_npz(tmp_path / "single.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.npz: expected data, found an empty file"):
+        load_npz(tmp_path / "empty.npz")
+
+
+def test_npy_gives_features_only(tmp_path):
+    X = np.arange(6.0).reshape(3, 2)
+    np.save(tmp_path / "x.npy", X)
+    X_got, y = load_dataset(tmp_path / "x.npy", dtype=np.float64)
+    assert y is None and np.array_equal(X_got, X)
+    mapped = load_npy(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap) and np.array_equal(mapped, X)
+
+
+def test_npy_errors(tmp_path):
+    np.save(tmp_path / "v.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"v\.npy: expected an array of shape .*shape \(3,\)"):
+        load_npy(tmp_path / "v.npy")
+    np.save(tmp_path / "n.npy", np.array([[1.0], [np.nan]]))
+    with pytest.raises(ValueError, match=r"n\.npy: expected finite numbers, found 1 .*\(1, 0\)"):
+        load_npy(tmp_path / "n.npy", mmap_mode="r")
+    with pytest.raises(ValueError, match="mmap_mode"):
+        load_npy(tmp_path / "n.npy", mmap_mode="w")
+
+
+def test_dataset_rejects_unknown_suffix(tmp_path):
+    path = _write(tmp_path / "d.txt", "1,2\n")
+    with pytest.raises(ValueError, match=r"d\.txt: expected a file ending in one of .csv, "
+                                         r".csv.gz, .npz, .npy, found suffix '.txt'"):
+        load_dataset(path)
