@@ -12,6 +12,7 @@ file) with one line naming the file, what was expected and what was found, for e
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import itertools
@@ -437,32 +438,11 @@ def _data_lines(lines: Iterator[str]) -> Iterator[tuple[int, str]]:
     return ((i, line) for i, line in enumerate(lines, start=1) if line.strip())
 
 
-def _read_csv(
-    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Parse with numpy's fast reader; on any problem, rescan to name the line and cell."""
+@contextlib.contextmanager
+def _text_errors(name: str) -> Iterator[None]:
+    """Turn decoding and decompression failures into one-line ValueErrors naming the file."""
     try:
-        with open_text() as f:
-            rows = _data_lines(f)
-            first = next(rows, None)
-            if first is None:
-                raise ValueError(f"{name}: expected rows of comma-separated numbers, "
-                                 "found only blank lines")
-            if header is None:
-                header = not all(_is_number(c) for c in first[1].split(","))
-            header_width = len(first[1].split(",")) if header else None
-            if header:  # the data start at the next non-blank line, if there is one
-                first = next(rows, None)
-            data, numpy_error = None, None
-            if first is not None:
-                lines = itertools.chain([first[1]], (line for _, line in rows))
-                try:
-                    data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2,
-                                      comments=None)
-                except UnicodeDecodeError:
-                    raise
-                except ValueError as exc:
-                    numpy_error = exc
+        yield
     except UnicodeDecodeError as exc:
         raise ValueError(f"{name}: expected UTF-8 text, found undecodable bytes ({exc.reason} "
                          f"at byte {exc.start})") from None
@@ -470,9 +450,37 @@ def _read_csv(
         raise ValueError(f"{name}: expected gzip-compressed CSV, found data that does not "
                          f"decompress ({exc})") from None
 
+
+def _read_csv(
+    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse with numpy's fast reader; on any problem, rescan to name the line and cell."""
+    with _text_errors(name), open_text() as f:
+        rows = _data_lines(f)
+        first = next(rows, None)
+        if first is None:
+            raise ValueError(f"{name}: expected rows of comma-separated numbers, "
+                             "found only blank lines")
+        if header is None:
+            header = not all(_is_number(c) for c in first[1].split(","))
+        header_width = len(first[1].split(",")) if header else None
+        if header:  # the data start at the next non-blank line, if there is one
+            first = next(rows, None)
+        data, numpy_error = None, None
+        if first is not None:
+            lines = itertools.chain([first[1]], (line for _, line in rows))
+            try:
+                data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2,
+                                  comments=None)
+            except UnicodeDecodeError:
+                raise
+            except ValueError as exc:
+                numpy_error = exc
+
     if (data is None or data.shape[1] < 2 or header_width not in (None, data.shape[1])
             or not np.isfinite(data).all()):
-        _diagnose_csv(open_text, name, header)
+        with _text_errors(name):
+            _diagnose_csv(open_text, name, header)
         # numpy refused something the line-by-line scan accepts (not expected to happen)
         raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "
                          f"cannot parse ({numpy_error})")

@@ -399,3 +399,10 @@ def test_dataset_rejects_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match=r"d\.txt: expected a file ending in one of .csv, "
                                          r".csv.gz, .npz, .npy, found suffix '.txt'"):
         load_dataset(path)
+
+
+def test_csv_bad_bytes_after_a_ragged_row(tmp_path):
+    """The line-by-line rescan may meet undecodable bytes first: still a one-line ValueError."""
+    (tmp_path / "mixed.csv").write_bytes(b"1,2\n3\n\xff,4\n")
+    with pytest.raises(ValueError, match=r"mixed\.csv: expected UTF-8 text"):
+        load_csv(tmp_path / "mixed.csv")
