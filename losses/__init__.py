@@ -1,0 +1,78 @@
+"""Loss functions: `forward(pred, target, sample_weight=None) -> float`, `backward()`.
+
+``MSE``, ``L1`` and ``Huber`` live in :mod:`losses.regression`; ``BinaryCrossEntropy`` and
+``CrossEntropy`` in :mod:`losses.classification`; the ``Loss`` base class and its
+conventions (reductions, sample weights, owned buffers) in :mod:`losses.base`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from losses.base import REDUCTIONS, Loss
+from losses.classification import BinaryCrossEntropy, CrossEntropy
+from losses.regression import L1, MSE, Huber
+
+__all__ = [
+    "REDUCTIONS",
+    "BinaryCrossEntropy",
+    "CrossEntropy",
+    "Huber",
+    "L1",
+    "Loss",
+    "MSE",
+    "get",
+]
+
+# Names accepted by `get` (matched case-insensitively), including each class name.
+_REGISTRY: dict[str, type[Loss]] = {
+    "mse": MSE,
+    "l1": L1,
+    "huber": Huber,
+    "bce": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binarycrossentropy": BinaryCrossEntropy,
+    "cross_entropy": CrossEntropy,
+    "crossentropy": CrossEntropy,
+}
+
+
+def get(name_or_loss: str | Loss, **kwargs: Any) -> Loss:
+    """Return a loss instance from a name such as ``"mse"``, or the given loss itself.
+
+    Parameters
+    ----------
+    name_or_loss : str or Loss
+        A registered name (case-insensitive): ``"mse"``, ``"l1"``, ``"huber"``, ``"bce"`` /
+        ``"binary_crossentropy"``, ``"cross_entropy"`` / ``"crossentropy"``, or a class name
+        such as ``"BinaryCrossEntropy"``. A ``Loss`` instance is returned unchanged.
+    **kwargs
+        Constructor arguments for a name, e.g. ``get("huber", delta=0.5)``. With a class
+        name this rebuilds a saved loss: ``get(type(loss).__name__, **loss.config())``.
+
+    Returns
+    -------
+    Loss
+    """
+    if isinstance(name_or_loss, Loss):
+        if kwargs:
+            raise ValueError(
+                "Received constructor arguments together with a Loss instance, expected "
+                f"either a name with arguments or an instance alone. Received: "
+                f"{name_or_loss!r} with {sorted(kwargs)}"
+            )
+        return name_or_loss
+    if not isinstance(name_or_loss, str):
+        raise TypeError(
+            "Received an invalid value for `name_or_loss`, expected a loss name or a Loss "
+            f"instance. Received: name_or_loss={name_or_loss!r} of type "
+            f"{type(name_or_loss).__name__}"
+        )
+    cls = _REGISTRY.get(name_or_loss.lower())
+    if cls is None:
+        raise ValueError(
+            "Received an invalid value for `name_or_loss`, expected one of "
+            f"{tuple(sorted(_REGISTRY))}. Received: name_or_loss={name_or_loss!r}"
+        )
+    return cls(**kwargs)

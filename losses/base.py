@@ -1,0 +1,307 @@
+"""The Loss base class and the input checks shared by every loss.
+
+A loss maps a batch of predictions and targets to one number and gives back ∂L/∂pred.
+The contract:
+
+* ``forward(pred, target, sample_weight=None) -> float`` computes the loss and caches what
+  ``backward`` needs (buffers the loss owns, plus references to ``pred`` and ``target``:
+  do not modify those arrays in place between ``forward`` and ``backward``).
+* ``backward() -> ndarray`` returns ∂L/∂pred with the shape and dtype of ``pred``. The
+  array is a buffer owned by the loss and reused while the shape and dtype repeat: it stays
+  valid until the next ``backward``. Calling ``backward`` twice gives the same values.
+
+Reductions (``reduction=``)
+    ``"mean"`` (default) divides the sum of the per-element losses by the denominator
+    PyTorch uses for each loss (the number of elements, except where a loss documents
+    otherwise); ``"sum"`` returns the plain sum (equation 5.8 of the reference notes).
+
+Sample weights (``sample_weight=``, shape ``(N,)``)
+    The Keras convention: the loss of every element of sample ``n`` is multiplied by
+    ``sample_weight[n]``; ``"mean"`` keeps the unweighted denominator (Keras's
+    ``sum_over_batch_size``), ``"sum"`` sums. ``sample_weight=np.ones(N)`` therefore gives
+    exactly the unweighted loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+REDUCTIONS = ("mean", "sum")
+
+
+# -- checks shared by the losses ----------------------------------------------------------
+def check_reduction(reduction: Any) -> str:
+    """Return ``reduction`` if it is one of ``REDUCTIONS``, else raise ``ValueError``."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(
+            f"Received an invalid value for `reduction`, expected one of {REDUCTIONS}. "
+            f"Received: reduction={reduction!r}"
+        )
+    return reduction
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a finite Python float, else raise ``TypeError``/``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected a real number. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_weight_vector(name: str, value: Any) -> np.ndarray:
+    """Return per-class weights as a finite, non-negative 1-D float64 array (a copy)."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected a 1-D array of real numbers. "
+            f"Received: {name}={value!r}"
+        ) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a non-empty 1-D array "
+            f"(one weight per class). Received: {name} with shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected finite non-negative weights. "
+            f"Received: {name}={arr.tolist()}"
+        )
+    return arr
+
+
+def as_pred(pred: ArrayLike) -> np.ndarray:
+    """``pred`` as a floating-point ndarray with a batch dimension (no copy for ndarrays)."""
+    arr = np.asarray(pred)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            "Received an invalid value for `pred`, expected a floating-point array. "
+            f"Received: pred with dtype {arr.dtype}"
+        )
+    if arr.ndim == 0 or arr.size == 0:
+        raise ValueError(
+            "Received an invalid value for `pred`, expected a non-empty array of shape "
+            f"(N, ...). Received: pred with shape {arr.shape}"
+        )
+    return arr
+
+
+def as_target_array(target: ArrayLike) -> np.ndarray:
+    """``target`` as a numeric ndarray (no copy for ndarrays)."""
+    arr = np.asarray(target)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise TypeError(
+            "Received an invalid value for `target`, expected an array of real numbers. "
+            f"Received: target with dtype {arr.dtype}"
+        )
+    return arr
+
+
+def check_same_shape(pred: np.ndarray, target: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``target.shape == pred.shape`` (no broadcasting)."""
+    if target.shape != pred.shape:
+        raise ValueError(
+            "Received an invalid value for `target`, expected the shape of `pred` "
+            f"{pred.shape}. Received: target with shape {target.shape}"
+        )
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise ``ValueError`` if a floating-point ``arr`` holds NaN or inf.
+
+    One pass with no temporary array: the sum of the values is finite unless some value is
+    NaN or inf (or the sum overflows, in which case an exact check runs).
+    """
+    if not np.issubdtype(arr.dtype, np.floating) or math.isfinite(float(np.sum(arr))):
+        return
+    n_nan = int(np.count_nonzero(np.isnan(arr)))
+    n_inf = int(np.count_nonzero(np.isinf(arr)))
+    if n_nan or n_inf:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected finite values. "
+            f"Received: {name} with {n_nan} NaN and {n_inf} infinite value(s)"
+        )
+
+
+def check_sample_weight(
+    sample_weight: ArrayLike | None, pred: np.ndarray
+) -> np.ndarray | None:
+    """``sample_weight`` as a finite ``(N,)`` array of ``pred``'s dtype, or ``None``."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.dtype == np.bool_ or not np.issubdtype(sw.dtype, np.number) or np.iscomplexobj(sw):
+        raise TypeError(
+            "Received an invalid value for `sample_weight`, expected an array of real "
+            f"numbers. Received: sample_weight with dtype {sw.dtype}"
+        )
+    n = pred.shape[0]
+    if sw.shape != (n,):
+        raise ValueError(
+            "Received an invalid value for `sample_weight`, expected shape (N,) = "
+            f"({n},), one weight per sample. Received: sample_weight with shape {sw.shape}"
+        )
+    check_finite("sample_weight", sw)
+    return sw.astype(pred.dtype, copy=False)
+
+
+def per_sample(w: np.ndarray, ndim: int) -> np.ndarray:
+    """A view of the ``(N,)`` weights shaped ``(N, 1, ..., 1)`` to broadcast over a batch."""
+    return w.reshape(w.shape + (1,) * (ndim - 1))
+
+
+# -- the base class -----------------------------------------------------------------------
+class Loss:
+    """Base class of every loss: ``L = reduce(ℓ(pred, target))``.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}
+        How the per-element losses ℓ are combined: their mean (with each loss's PyTorch
+        denominator) or their sum.
+
+    Notes
+    -----
+    Subclasses implement ``_forward(pred, target, sample_weight) -> float`` (inputs already
+    checked, ``sample_weight`` is ``None`` or an ``(N,)`` array of ``pred``'s dtype) and
+    ``_backward(grad)`` which writes ∂L/∂pred into ``grad``, a buffer of ``pred``'s shape
+    and dtype. ``forward`` checks every input before it touches any cached state, so a
+    rejected call leaves the loss as it was.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = check_reduction(reduction)
+        self._buffers: dict[str, np.ndarray] = {}
+        self._pred: np.ndarray | None = None
+
+    # -- the contract ---------------------------------------------------------------------
+    def forward(
+        self, pred: ArrayLike, target: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
+        """Compute the loss of a batch and cache what ``backward`` needs.
+
+        Parameters
+        ----------
+        pred : ndarray, shape (N, ...)
+            Predictions (floating point; their dtype is the dtype of the gradient).
+        target : ndarray
+            Targets; the accepted shapes depend on the loss.
+        sample_weight : ndarray, shape (N,), optional
+            Per-sample weights multiplying each sample's losses (Keras convention).
+
+        Returns
+        -------
+        float
+            The reduced loss.
+        """
+        pred = as_pred(pred)
+        sw = check_sample_weight(sample_weight, pred)
+        value = self._forward(pred, target, sw)
+        self._pred = pred
+        return value
+
+    def backward(self) -> np.ndarray:
+        """Return ∂L/∂pred for the last ``forward`` (shape and dtype of ``pred``).
+
+        The array is owned by the loss and overwritten by the next ``backward``.
+        """
+        if self._pred is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() was called before forward(): "
+                "call forward(pred, target) first."
+            )
+        grad = self._buffer("grad", self._pred.shape, self._pred.dtype)
+        self._backward(grad)
+        return grad
+
+    def __call__(
+        self, pred: ArrayLike, target: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
+        """Same as ``forward``."""
+        return self.forward(pred, target, sample_weight)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, as JSON-compatible values (used by model files)."""
+        return {"reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- for subclasses -------------------------------------------------------------------
+    def _forward(
+        self, pred: np.ndarray, target: ArrayLike, sample_weight: np.ndarray | None
+    ) -> float:
+        raise NotImplementedError
+
+    def _backward(self, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A scratch array owned by the loss, reused while shape and dtype stay the same."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def _as_dtype(self, key: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """``arr`` itself if it already has ``dtype``, else a copy in an owned buffer."""
+        if arr.dtype == dtype:
+            return arr
+        buf = self._buffer(key, arr.shape, dtype)
+        np.copyto(buf, arr, casting="unsafe")
+        return buf
+
+
+class PointwiseLoss(Loss):
+    """A loss ``L = reduce(ℓ(pred_i, target_i))`` summed over elements of equal shape.
+
+    ``pred`` and ``target`` have the same shape ``(N, ...)``; ``"mean"`` divides by
+    ``pred.size``. Subclasses implement ``_pointwise(pred, target, out)``, which writes the
+    per-element losses ℓ into ``out`` and caches what ``_backward`` needs, and
+    ``_backward``. ``self._scale`` holds the reduction factor (``1/pred.size`` or ``1``),
+    ``self._sw`` the sample weights or ``None`` and ``self._target`` the target in
+    ``pred``'s dtype.
+    """
+
+    def _forward(
+        self, pred: np.ndarray, target: ArrayLike, sample_weight: np.ndarray | None
+    ) -> float:
+        target = as_target_array(target)
+        check_same_shape(pred, target)
+        check_finite("target", target)
+        self._check_pred(pred)
+        target = self._as_dtype("target", target, pred.dtype)
+
+        elem = self._buffer("elem", pred.shape, pred.dtype)
+        self._pointwise(pred, target, elem)
+        if sample_weight is not None:
+            elem *= per_sample(sample_weight, elem.ndim)  # ℓ_n,i · s_n
+        self._target = target
+        self._sw = sample_weight
+        self._scale = 1.0 / pred.size if self.reduction == "mean" else 1.0
+        return float(elem.sum()) * self._scale
+
+    def _check_pred(self, pred: np.ndarray) -> None:
+        """Extra checks on ``pred`` (for example a probability range)."""
+
+    def _pointwise(self, pred: np.ndarray, target: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _weigh(self, grad: np.ndarray) -> None:
+        """``grad *= s_n``: multiply each sample's gradient by its sample weight, if any."""
+        if self._sw is not None:
+            grad *= per_sample(self._sw, grad.ndim)

@@ -1,0 +1,425 @@
+"""Classification losses: binary cross-entropy and (softmax) cross-entropy.
+
+``BinaryCrossEntropy`` follows PyTorch's ``BCEWithLogitsLoss`` (``from_logits=True``) and
+``BCELoss`` (``from_logits=False``); ``CrossEntropy`` follows ``CrossEntropyLoss``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.special
+from numpy.typing import ArrayLike
+
+from losses.base import (
+    Loss,
+    PointwiseLoss,
+    as_target_array,
+    check_finite,
+    check_real,
+    check_weight_vector,
+)
+
+# PyTorch's BCELoss clamps log(p) and log(1 - p) at -100 and divides its gradient by
+# max(p (1 - p), 1e-12).
+_LOG_CLAMP = -100.0
+_BCE_EPS = 1e-12
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected True or False. "
+            f"Received: {name}={value!r}"
+        )
+    return bool(value)
+
+
+def _jsonable(arr: np.ndarray | None) -> float | list[float] | None:
+    """A weight array as a JSON value: ``None``, a float (0-d) or a list of floats."""
+    if arr is None:
+        return None
+    return float(arr) if arr.ndim == 0 else [float(v) for v in arr]
+
+
+class BinaryCrossEntropy(PointwiseLoss):
+    """Binary cross-entropy ``ℓ = -[p_c y log σ(x) + (1 - y) log(1 - σ(x))]``, per element.
+
+    With ``from_logits=True`` (default, PyTorch ``BCEWithLogitsLoss``) ``pred`` holds
+    logits ``x`` and the loss is evaluated in the stable softplus form
+
+        ℓ = (1 - y) x + (1 + (p_c - 1) y) softplus(-x),   softplus(-x) = -log σ(x),
+        ∂ℓ/∂x = (1 + (p_c - 1) y) σ(x) - p_c y              (= σ(x) - y when p_c = 1).
+
+    With ``from_logits=False`` (PyTorch ``BCELoss``) ``pred`` holds probabilities
+    ``q = σ(x)`` in [0, 1], both logarithms are clamped at -100, and the gradient is
+    PyTorch's ``((1 + (p_c - 1) y) q - p_c y) / max(q (1 - q), 1e-12)``.
+
+    ``L = Σ_i s_n ℓ_i / size`` with ``reduction="mean"`` or ``Σ_i s_n ℓ_i`` with ``"sum"``.
+
+    Parameters
+    ----------
+    from_logits : bool
+        Whether ``pred`` holds logits (default) or probabilities.
+    pos_weight : float or array of shape (C,), optional
+        The weight ``p_c ≥ 0`` of positive examples (``y = 1``) of each column ``c`` (the
+        last axis of ``pred``), as PyTorch's ``pos_weight``; ``p_c > 1`` favours recall.
+    reduction : {"mean", "sum"}
+        Mean over all elements (default) or sum.
+
+    Notes
+    -----
+    Shapes: ``pred`` and ``target`` ``(N, ...)``, equal, for example ``(N, 1)`` for one
+    binary output or ``(N, C)`` for C independent labels; ``sample_weight`` ``(N,)``.
+    Targets are usually 0/1 but may be soft labels in [0, 1] (not checked, as in PyTorch).
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = True,
+        pos_weight: float | ArrayLike | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        self.from_logits = _check_bool("from_logits", from_logits)
+        if pos_weight is None:
+            self.pos_weight = None
+        elif np.ndim(pos_weight) == 0:
+            pw = check_real("pos_weight", pos_weight)
+            if pw < 0:
+                raise ValueError(
+                    "Received an invalid value for `pos_weight`, expected a non-negative "
+                    f"number. Received: pos_weight={pw!r}"
+                )
+            self.pos_weight = np.array(pw)
+        else:
+            self.pos_weight = check_weight_vector("pos_weight", pos_weight)
+        super().__init__(reduction)
+        self._pw_cache: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "from_logits": self.from_logits,
+            "pos_weight": _jsonable(self.pos_weight),
+            "reduction": self.reduction,
+        }
+
+    def _check_pred(self, pred: np.ndarray) -> None:
+        pw = self.pos_weight
+        if pw is not None and pw.ndim == 1 and pw.size != 1:
+            if pred.ndim < 2 or pred.shape[-1] != pw.size:
+                raise ValueError(
+                    "Received an invalid value for `pred`, expected a last axis of length "
+                    f"{pw.size} to match `pos_weight` (one weight per column). "
+                    f"Received: pred with shape {pred.shape}"
+                )
+        if not self.from_logits:
+            lo, hi = float(pred.min()), float(pred.max())
+            if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+                raise ValueError(
+                    "Received an invalid value for `pred`, expected probabilities in [0, 1] "
+                    "with from_logits=False (pass logits with from_logits=True). "
+                    f"Received: pred with min={lo} and max={hi}"
+                )
+
+    def _pos_weight(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``(p_c, p_c - 1)`` in ``dtype``, computed once per dtype."""
+        cached = self._pw_cache.get(dtype)
+        if cached is None:
+            pw = self.pos_weight.astype(dtype)
+            cached = (pw, pw - 1)
+            self._pw_cache[dtype] = cached
+        return cached
+
+    def _pointwise(self, pred: np.ndarray, target: np.ndarray, out: np.ndarray) -> None:
+        x, y = pred, target
+        tmp = self._buffer("tmp", x.shape, x.dtype)
+        if self.from_logits:
+            scipy.special.log_expit(x, out=out)
+            np.negative(out, out=out)  # softplus(-x) = -log σ(x), stable for all x
+            if self.pos_weight is not None:
+                pw, pw_m1 = self._pos_weight(x.dtype)
+                np.multiply(y, pw_m1, out=tmp)
+                tmp += 1
+                out *= tmp  # (1 + (p_c - 1) y) softplus(-x)
+            np.subtract(1, y, out=tmp)
+            tmp *= x
+            out += tmp  # + (1 - y) x
+        else:
+            with np.errstate(divide="ignore"):
+                np.log(x, out=out)
+                np.maximum(out, _LOG_CLAMP, out=out)  # a = max(log q, -100)
+                np.subtract(1, x, out=tmp)
+                np.log(tmp, out=tmp)
+                np.maximum(tmp, _LOG_CLAMP, out=tmp)  # b = max(log(1 - q), -100)
+            if self.pos_weight is not None:
+                out *= self._pos_weight(x.dtype)[0]
+            out -= tmp
+            out *= y
+            out += tmp
+            np.negative(out, out=out)  # ℓ = -(b + y (p_c a - b)) = -(p_c y a + (1 - y) b)
+
+    def _backward(self, grad: np.ndarray) -> None:
+        x, y = self._pred, self._target
+        tmp = self._buffer("tmp", x.shape, x.dtype)
+        if self.from_logits:
+            scipy.special.expit(x, out=grad)  # σ(x)
+            if self.pos_weight is None:
+                grad -= y  # ∂ℓ/∂x = σ(x) - y
+            else:
+                pw, pw_m1 = self._pos_weight(x.dtype)
+                np.multiply(grad, pw_m1, out=tmp)
+                tmp -= pw
+                tmp *= y
+                grad += tmp  # ∂ℓ/∂x = σ + y ((p_c - 1) σ - p_c) = (1 + (p_c - 1) y) σ - p_c y
+        else:
+            np.subtract(1, x, out=tmp)
+            tmp *= x
+            np.maximum(tmp, _BCE_EPS, out=tmp)  # max(q (1 - q), 1e-12)
+            if self.pos_weight is None:
+                np.subtract(x, y, out=grad)  # q - y
+            else:
+                pw, pw_m1 = self._pos_weight(x.dtype)
+                np.multiply(x, pw_m1, out=grad)
+                grad -= pw
+                grad *= y
+                grad += x  # (1 + (p_c - 1) y) q - p_c y
+            grad /= tmp
+        grad *= self._scale
+        self._weigh(grad)  # · s_n
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits: ``ℓ_n = -Σ_c w_c y_nc log softmax(z_n)_c``.
+
+    ``pred`` holds logits ``z`` of shape ``(N, C)``; ``target`` holds either integer class
+    labels ``(N,)`` (``y_n`` one-hot; float labels must be whole numbers) or class
+    probabilities ``(N, C)``. Label smoothing ``ε`` replaces ``y`` by
+    ``y' = (1 - ε) y + ε / C``. The log-softmax is computed stably as
+    ``z - max(z) - log Σ exp(z - max(z))``. The gradient is fused:
+
+        ∂ℓ_n/∂z_n = S_n softmax(z_n) - w ⊙ y'_n,   S_n = Σ_c w_c y'_nc,
+
+    which is ``softmax(z_n) - y'_n`` without class weights (rows of ``y'`` summing to 1).
+
+    Reductions follow PyTorch's ``CrossEntropyLoss``: ``"sum"`` gives ``Σ_n s_n ℓ_n``;
+    ``"mean"`` divides that sum by ``N``, except with class weights and integer labels,
+    where it divides by ``Σ_n w_{label_n}`` (the weights of the targets, also when label
+    smoothing is on). Sample weights ``s_n`` multiply ``ℓ_n`` and leave the denominator
+    unchanged (Keras's ``sum_over_batch_size``). If every target has weight 0, the mean is
+    NaN, as in PyTorch.
+
+    Parameters
+    ----------
+    label_smoothing : float
+        ``ε`` in [0, 1) (default 0: no smoothing).
+    weight : array of shape (C,), optional
+        Non-negative per-class weights ``w_c`` (default: all 1).
+    reduction : {"mean", "sum"}
+        Weighted mean (default, see above) or sum.
+
+    Notes
+    -----
+    Shapes: ``pred`` ``(N, C)``; ``target`` ``(N,)`` integer labels in ``[0, C)`` or
+    ``(N, C)`` probabilities (rows usually sum to 1; not checked, as in PyTorch);
+    ``sample_weight`` ``(N,)``.
+    """
+
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        weight: ArrayLike | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        label_smoothing = check_real("label_smoothing", label_smoothing)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                "Received an invalid value for `label_smoothing`, expected a number in "
+                f"[0, 1). Received: label_smoothing={label_smoothing!r}"
+            )
+        self.label_smoothing = label_smoothing
+        self.weight = None if weight is None else check_weight_vector("weight", weight)
+        super().__init__(reduction)
+        self._w_cache: dict[np.dtype, np.ndarray] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "label_smoothing": self.label_smoothing,
+            "weight": _jsonable(self.weight),
+            "reduction": self.reduction,
+        }
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check_inputs(self, pred: np.ndarray, target: np.ndarray) -> bool:
+        """Check shapes and labels; return whether ``target`` holds integer labels."""
+        if pred.ndim != 2:
+            raise ValueError(
+                "Received an invalid value for `pred`, expected logits of shape (N, C). "
+                f"Received: pred with shape {pred.shape}"
+            )
+        n, n_classes = pred.shape
+        if self.weight is not None and self.weight.size != n_classes:
+            raise ValueError(
+                f"Received an invalid value for `pred`, expected C = {self.weight.size} "
+                f"columns to match `weight` (one weight per class). "
+                f"Received: pred with shape {pred.shape}"
+            )
+        if target.shape not in ((n,), (n, n_classes)):
+            raise ValueError(
+                "Received an invalid value for `target`, expected integer labels of shape "
+                f"(N,) = ({n},) or class probabilities of shape (N, C) = ({n}, {n_classes}). "
+                f"Received: target with shape {target.shape}"
+            )
+        if target.ndim == 2:
+            check_finite("target", target)
+            return False
+        _check_labels(target, n_classes)
+        return True
+
+    def _weight(self, dtype: np.dtype) -> np.ndarray:
+        """The class weights in ``dtype``, converted once per dtype."""
+        w = self._w_cache.get(dtype)
+        if w is None:
+            w = self._w_cache[dtype] = self.weight.astype(dtype)
+        return w
+
+    # -- forward and backward -------------------------------------------------------------
+    def _forward(
+        self, pred: np.ndarray, target: ArrayLike, sample_weight: np.ndarray | None
+    ) -> float:
+        target = as_target_array(target)
+        is_labels = self._check_inputs(pred, target)
+
+        z, dtype = pred, pred.dtype
+        n, n_classes = z.shape
+        eps = self.label_smoothing
+        w = None if self.weight is None else self._weight(dtype)
+
+        # Stable log-softmax; softmax kept for backward.
+        zmax = np.max(z, axis=1, keepdims=True, out=self._buffer("zmax", (n, 1), dtype))
+        logp = np.subtract(z, zmax, out=self._buffer("logp", z.shape, dtype))
+        prob = np.exp(logp, out=self._buffer("prob", z.shape, dtype))
+        sumexp = np.sum(prob, axis=1, keepdims=True, out=self._buffer("sumexp", (n, 1), dtype))
+        prob /= sumexp  # softmax(z)
+        logp -= np.log(sumexp, out=sumexp)  # log softmax(z) = z - max - log Σ exp(z - max)
+
+        # Per-sample losses ℓ_n = -(1 - ε) Σ_c w_c y_nc logp_nc - (ε / C) Σ_c w_c logp_nc.
+        ell = self._buffer("ell", (n,), dtype)
+        if is_labels:
+            labels = self._buffer("labels", (n,), np.intp)
+            np.copyto(labels, target, casting="unsafe")
+            flat = self._buffer("flat", (n,), np.intp)
+            np.add(labels, self._row_offsets(n, n_classes), out=flat)  # index into ravel()
+            np.take(logp.reshape(-1), flat, out=ell)  # logp_n,label_n
+            self._wt = None if w is None else np.take(w, labels)  # w_label_n, shape (N,)
+            if self._wt is not None:
+                ell *= self._wt
+            ell *= -(1.0 - eps)
+            self._flat = flat
+        else:
+            y = self._as_dtype("target", target, dtype)
+            if w is None:
+                np.einsum("ij,ij->i", y, logp, out=ell)
+            else:
+                np.einsum("ij,ij,j->i", y, logp, w, out=ell)
+            ell *= -(1.0 - eps)
+            self._y = y
+        if eps > 0.0:
+            smooth = logp.sum(axis=1) if w is None else logp @ w  # Σ_c w_c logp_nc, (N,)
+            smooth *= eps / n_classes
+            ell -= smooth
+
+        # Reduction: Σ_n s_n ℓ_n, divided by N or by Σ_n w_label_n.
+        if self.reduction == "sum":
+            scale = 1.0
+        elif is_labels and w is not None:
+            total_w = float(self._wt.sum())
+            scale = 1.0 / total_w if total_w > 0.0 else math.nan
+        else:
+            scale = 1.0 / n
+        total = float(ell.sum() if sample_weight is None else ell @ sample_weight)
+
+        self._is_labels = is_labels
+        self._prob = prob
+        self._sw = sample_weight
+        self._scale = scale
+        return total * scale
+
+    def _backward(self, grad: np.ndarray) -> None:
+        n, n_classes = grad.shape
+        eps = self.label_smoothing
+        w = None if self.weight is None else self._weight(grad.dtype)
+        # coef_n = scale · s_n: the reduction and the sample weights, a scalar or (N, 1).
+        coef = self._scale if self._sw is None else (self._sw * self._scale)[:, None]
+
+        if self._is_labels:
+            # S_n = Σ_c w_c y'_nc = (1 - ε) w_label_n + (ε / C) Σ_c w_c (1 without weights).
+            if w is None:
+                s = 1.0
+            else:
+                s = (self._wt * (1.0 - eps))[:, None]
+                s += eps / n_classes * float(w.sum())
+            np.multiply(self._prob, s * coef, out=grad)  # S_n softmax(z_n) · coef_n
+            if eps > 0.0:  # - (ε / C) w_c coef_n: the uniform part of w ⊙ y'
+                if w is None:
+                    grad -= eps / n_classes * coef
+                elif np.ndim(coef) == 0:
+                    grad -= w * (eps / n_classes * coef)
+                else:
+                    tmp = self._buffer("tmp", grad.shape, grad.dtype)
+                    np.multiply(coef * (eps / n_classes), w, out=tmp)
+                    grad -= tmp
+            # - (1 - ε) w_label_n coef_n at each label: the one-hot part of w ⊙ y'
+            hot = (1.0 - eps) * coef if np.ndim(coef) == 0 else (1.0 - eps) * coef[:, 0]
+            if self._wt is not None:
+                hot = hot * self._wt
+            grad.reshape(-1)[self._flat] -= hot
+        else:
+            t = self._buffer("tmp", grad.shape, grad.dtype)
+            np.multiply(self._y, 1.0 - eps, out=t)
+            if eps > 0.0:
+                t += eps / n_classes  # y' = (1 - ε) y + ε / C
+            if w is not None:
+                t *= w  # w ⊙ y'
+            s = t.sum(axis=1, keepdims=True)  # S_n = Σ_c w_c y'_nc
+            s *= coef
+            np.multiply(self._prob, s, out=grad)  # S_n softmax(z_n) · coef_n
+            t *= coef
+            grad -= t  # - w ⊙ y'_n · coef_n
+
+    def _row_offsets(self, n: int, n_classes: int) -> np.ndarray:
+        """``[0, C, 2C, ...]``: turns labels into indices of the flattened ``(N, C)`` array."""
+        off = self._buffers.get("row_offsets")
+        if off is None or off.shape != (n,) or (n > 1 and off[1] != n_classes):
+            off = self._buffers["row_offsets"] = np.arange(n, dtype=np.intp) * n_classes
+        return off
+
+
+def _check_labels(labels: np.ndarray, n_classes: int) -> None:
+    """Raise ``ValueError`` unless every label is a whole number in ``[0, n_classes)``."""
+    expected = f"expected integer class labels in [0, C) = [0, {n_classes})"
+    is_float = np.issubdtype(labels.dtype, np.floating)
+    if is_float:
+        bad = np.isnan(labels)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Received an invalid value for `target`, {expected}. Received: target[{i}]=nan"
+            )
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= n_classes:
+        i = int(np.flatnonzero((labels < 0) | (labels >= n_classes))[0])
+        kind = "a negative label" if labels[i] < 0 else "a label out of range"
+        raise ValueError(
+            f"Received an invalid value for `target`, {expected}. "
+            f"Received {kind}: target[{i}]={labels[i]!r}"
+        )
+    if is_float:
+        bad = labels != np.floor(labels)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Received an invalid value for `target`, {expected}; float labels must be "
+                f"whole numbers. Received a fractional label: target[{i}]={labels[i]!r}"
+            )
