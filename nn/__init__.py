@@ -14,14 +14,36 @@ from nn.activations import (
     Tanh,
     get_activation,
 )
+from nn.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from nn.container import Sequential
 from nn.gradcheck import GradcheckReport, gradcheck
 from nn.layer import Layer
 from nn.linear import Dense
+from nn.metrics import Accuracy, MeanAbsoluteError, MeanSquaredError, Metric
 from nn.parameter import Parameter
+from nn.preprocessing import Standardize
+from nn.serialization import LAYER_TYPES, ModelFileError, load, save
+from nn.training import History, TrainingDivergedError, evaluate, fit
 
 __all__ = [
     "ACTIVATIONS",
+    "LAYER_TYPES",
+    "Accuracy",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LearningRateScheduler",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Metric",
+    "ModelCheckpoint",
+    "ModelFileError",
+    "Standardize",
+    "TrainingDivergedError",
+    "evaluate",
+    "fit",
+    "load",
+    "save",
     "ELU",
     "GELU",
     "Activation",

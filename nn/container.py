@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nn.layer import Layer
 from nn.parameter import Parameter
 from nn.validation import check_array, check_dtype, check_positive_int
+
+if TYPE_CHECKING:
+    from nn.training import History
 
 
 class Sequential(Layer):
@@ -176,6 +180,65 @@ class Sequential(Layer):
         finally:
             self.train(was_training)
         return out
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, **kwargs) -> History:
+        """Train by mini-batch gradient descent and return the per-epoch :class:`History`.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            May be a ``np.memmap`` larger than memory: batches are gathered row by row into a
+            reused buffer and cast to the model's dtype.
+        y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+        loss : Loss or str
+            E.g. ``losses.CrossEntropy()`` or ``"cross_entropy"``.
+        optimizer : Optimizer or str
+            E.g. ``optim.SGD(model.parameters(), lr=0.1, momentum=0.9)`` or ``"adam"``.
+        epochs : int
+        batch_size : int, default 32
+            The last batch of an epoch holds the remaining samples.
+        shuffle : bool, default True
+            Draw a new permutation of the samples every epoch.
+        seed : int, optional
+            Re-seed the model's generator (shuffling, dropout) for a reproducible run.
+        validation_data : tuple (X_val, y_val), optional
+        validation_split : float, default 0
+            Hold out the last fraction of the samples (before shuffling) for validation.
+        metrics : sequence of str or Metric
+            ``"accuracy"``, ``"mae"``, ``"mse"``; logged per epoch, ``val_`` prefixed too.
+        callbacks : sequence of Callback or learning-rate schedule
+        progress : bool or None
+            ``None``: a tqdm bar per epoch on a terminal and one plain line per epoch
+            otherwise; ``True``: always the bar; ``False``: silent.
+        clip_grad_norm : float, optional
+            Scale ∇θ so its global L2 norm is at most this before each step.
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]``, metrics, ``val_*`` and ``lr`` per epoch.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the loss or gradient stops being finite; θ keeps its last finite value.
+        """
+        from nn.training import fit
+
+        return fit(self, X, y, **kwargs)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, **kwargs) -> dict[str, float]:
+        """Loss and metrics on (X, y) in evaluation mode; see :func:`nn.training.evaluate`."""
+        from nn.training import evaluate
+
+        return evaluate(self, X, y, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the model to one ``.npz`` file, atomically; ``nn.load(path)`` reads it back."""
+        from nn.serialization import save
+
+        save(self, path)
 
     # -- copies ---------------------------------------------------------------------------------
     def copy(self, dtype=None) -> Sequential:

@@ -61,6 +61,17 @@ class Layer:
         """
         return {}
 
+    @classmethod
+    def state_shapes(
+        cls, config: dict
+    ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        """The shapes of the parameters and of the buffers a layer built from ``config`` has.
+
+        Model files use this to check every array against the description *before* building
+        anything, so a file cannot make the loader allocate more than it holds.
+        """
+        return {}, {}
+
     def output_features(self, n_in: int) -> int:
         """The number of output features for ``n_in`` input features."""
         return n_in

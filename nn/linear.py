@@ -71,6 +71,15 @@ class Dense(Layer):
         if self.b is not None:
             self.b.data[...] = 0
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> tuple[dict, dict]:
+        n_in = check_positive_int("n_in", config["n_in"])
+        n_out = check_positive_int("n_out", config["n_out"])
+        params = {"W": (n_in, n_out)}
+        if config.get("bias", True):
+            params["b"] = (n_out,)
+        return params, {}
+
     def parameters(self) -> list[Parameter]:
         return [self.W] if self.b is None else [self.W, self.b]
 

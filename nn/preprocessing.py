@@ -159,6 +159,11 @@ class Standardize(Layer):
         return grad_in
 
     # -- description ------------------------------------------------------------------------
+    @classmethod
+    def state_shapes(cls, config: dict) -> tuple[dict, dict]:
+        n = check_positive_int("n_features", config["n_features"])
+        return {}, {"mean": (n,), "scale": (n,)}
+
     def buffers(self) -> dict[str, np.ndarray]:
         """``{"mean": mean, "scale": scale}``, restored in place by model files."""
         return {"mean": self.mean, "scale": self.scale}

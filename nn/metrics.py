@@ -1,0 +1,98 @@
+"""Metrics accumulated batch by batch: accuracy, mean absolute error, mean squared error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Metric:
+    """A streaming metric: ``reset()``, ``update(pred, target)`` per batch, ``result()``."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._total = 0.0
+        self._count = 0
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        return self._total / self._count if self._count else float("nan")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Accuracy(Metric):
+    """Fraction of correctly classified samples.
+
+    With C ≥ 2 output columns the predicted class is the arg-max (of logits or probabilities)
+    and targets are integer labels ``(N,)`` or one-hot / probability rows ``(N, C)``. With one
+    output column the model's output is taken as a logit: class 1 where it is above
+    ``threshold`` (0; use 0.5 for a model that outputs probabilities).
+    """
+
+    name = "accuracy"
+
+    def __init__(self, threshold: float = 0.0) -> None:
+        self.threshold = threshold
+        super().__init__()
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        if pred.shape[1] == 1:
+            predicted = pred[:, 0] > self.threshold
+            labels = np.asarray(target).reshape(len(pred)) > 0.5
+        else:
+            predicted = pred.argmax(axis=1)
+            target = np.asarray(target)
+            labels = target.argmax(axis=1) if target.ndim == 2 else target
+        self._total += int(np.count_nonzero(predicted == labels))
+        self._count += len(pred)
+
+
+class MeanAbsoluteError(Metric):
+    """mean |pred − target| over all elements."""
+
+    name = "mae"
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
+        self._total += float(np.abs(diff).sum(dtype=np.float64))
+        self._count += diff.size
+
+
+class MeanSquaredError(Metric):
+    """mean (pred − target)² over all elements."""
+
+    name = "mse"
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
+        self._total += float(np.dot(diff.ravel(), diff.ravel()))
+        self._count += diff.size
+
+
+METRICS: dict[str, type[Metric]] = {
+    "accuracy": Accuracy,
+    "acc": Accuracy,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+}
+
+
+def get_metric(metric: str | Metric) -> Metric:
+    """A fresh metric for a name, or the given instance; ValueError lists valid names."""
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, str) and metric.lower() in METRICS:
+        return METRICS[metric.lower()]()
+    raise ValueError(
+        f"Received an invalid value for `metrics`, expected names from {sorted(METRICS)} "
+        f"or Metric instances. Received: {metric!r}"
+    )
