@@ -135,9 +135,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
-def check_sample_weight(
-    sample_weight: ArrayLike | None, pred: np.ndarray
-) -> np.ndarray | None:
+def check_sample_weight(sample_weight: ArrayLike | None, pred: np.ndarray) -> np.ndarray | None:
     """``sample_weight`` as a finite ``(N,)`` array of ``pred``'s dtype, or ``None``."""
     if sample_weight is None:
         return None

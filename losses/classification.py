@@ -413,7 +413,7 @@ def _check_labels(labels: np.ndarray, n_classes: int) -> None:
         kind = "a negative label" if labels[i] < 0 else "a label out of range"
         raise ValueError(
             f"Received an invalid value for `target`, {expected}. "
-            f"Received {kind}: target[{i}]={labels[i]!r}"
+            f"Received {kind}: target[{i}]={labels[i].item()!r}"
         )
     if is_float:
         bad = labels != np.floor(labels)
@@ -421,5 +421,5 @@ def _check_labels(labels: np.ndarray, n_classes: int) -> None:
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"Received an invalid value for `target`, {expected}; float labels must be "
-                f"whole numbers. Received a fractional label: target[{i}]={labels[i]!r}"
+                f"whole numbers. Received a fractional label: target[{i}]={labels[i].item()!r}"
             )
