@@ -135,7 +135,9 @@ class LeakyReLU(Activation):
 
     def apply(self, z, out):
         np.multiply(z, self.negative_slope, out=out)
-        return np.maximum(z, out, out=out)  # valid for 0 ≤ slope ≤ 1
+        # z where z > 0, else slope·z: the larger of the two for slope ≤ 1, the smaller above
+        pick = np.maximum if self.negative_slope <= 1 else np.minimum
+        return pick(z, out, out=out)
 
     def chain(self, z, a, grad_a, out):
         np.greater(z, 0, out=out)

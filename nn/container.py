@@ -139,7 +139,7 @@ class Sequential(Layer):
         -------
         ndarray, shape (batch, n_features), or None when ``input_grad`` is False
         """
-        grad = grad_out
+        grad = grad_out if grad_out.dtype == self.dtype else grad_out.astype(self.dtype)
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
         return self.layers[0].backward(grad, input_grad=input_grad)

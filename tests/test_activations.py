@@ -138,11 +138,6 @@ def test_activation_parameters_are_used(ref):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: LeakyReLU.apply computes max(z, slope·z), which is wrong for slope > 1, "
-    "and the constructor does not reject such slopes",
-)
 def test_leaky_relu_slope_above_one_is_correct_or_rejected(ref):
     z = np.array([[-2.0, -0.5, 0.5, 2.0]])
     try:
