@@ -138,13 +138,19 @@ def test_activation_parameters_are_used(ref):
     )
 
 
-def test_leaky_relu_slope_above_one_is_correct_or_rejected(ref):
-    z = np.array([[-2.0, -0.5, 0.5, 2.0]])
-    try:
-        layer = nn.LeakyReLU(negative_slope=1.5)
-    except ValueError:
-        return  # rejecting the slope is fine too
-    np.testing.assert_allclose(layer.forward(z), ref.act("leaky_relu", z, negative_slope=1.5))
+@pytest.mark.parametrize("slope", [-0.5, 0.0, 0.01, 1.0, 1.5, 3.0])
+def test_leaky_relu_any_slope(slope, ref):
+    """σ(z) = z for z > 0 else slope·z holds for every slope, including slopes above 1."""
+    z = random_z((4, 5), seed=12)
+    g = np.random.default_rng(13).normal(size=z.shape)
+    layer = nn.LeakyReLU(negative_slope=slope)
+    np.testing.assert_allclose(layer.forward(z), ref.act("leaky_relu", z, negative_slope=slope))
+    np.testing.assert_allclose(
+        layer.backward(g), ref.dact("leaky_relu", z, negative_slope=slope) * g
+    )
+    fused = nn.Sequential(nn.Dense(5, 3, activation=layer), seed=0, dtype=np.float64)
+    W = fused.layers[0].W.data
+    np.testing.assert_allclose(fused.forward(z), ref.act("leaky_relu", z @ W, negative_slope=slope))
 
 
 def test_softmax_rows_are_distributions_invariant_to_shifts():
