@@ -16,16 +16,21 @@ from nn.activations import (
 )
 from nn.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from nn.container import Sequential
+from nn.dropout import Dropout
 from nn.gradcheck import GradcheckReport, gradcheck
 from nn.layer import Layer
 from nn.linear import Dense
 from nn.metrics import Accuracy, MeanAbsoluteError, MeanSquaredError, Metric
+from nn.normalization import BatchNorm1d, LayerNorm
 from nn.parameter import Parameter
 from nn.preprocessing import Standardize
 from nn.serialization import LAYER_TYPES, ModelFileError, load, save
 from nn.training import History, TrainingDivergedError, evaluate, fit
 
 __all__ = [
+    "BatchNorm1d",
+    "Dropout",
+    "LayerNorm",
     "ACTIVATIONS",
     "LAYER_TYPES",
     "Accuracy",

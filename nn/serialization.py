@@ -27,8 +27,10 @@ import numpy as np
 
 from nn import activations
 from nn.container import Sequential
+from nn.dropout import Dropout
 from nn.layer import Layer
 from nn.linear import Dense
+from nn.normalization import BatchNorm1d, LayerNorm
 from nn.preprocessing import Standardize
 
 FORMAT = "chainrule.model"
@@ -39,6 +41,9 @@ _MAX_DESCRIPTION_BYTES = 1 << 20
 LAYER_TYPES: dict[str, type[Layer]] = {
     "Dense": Dense,
     "Standardize": Standardize,
+    "Dropout": Dropout,
+    "BatchNorm1d": BatchNorm1d,
+    "LayerNorm": LayerNorm,
     **{cls.__name__: cls for cls in activations.ACTIVATIONS.values()},
 }
 
