@@ -1,0 +1,151 @@
+"""Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from nn.parameter import Parameter
+from optim import _checks as checks
+from optim._vectors import axpy
+from optim.optimizer import Optimizer
+
+
+def sgd_update(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    scratch: np.ndarray | None,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    first_step: bool,
+) -> None:
+    r"""One SGD step on ``theta`` in place, PyTorch's rule.
+
+    .. math::
+
+        g_t &= \nabla_\theta + \lambda\,\theta_{t-1} \\
+        b_t &= g_t \ \text{if}\ t = 1, \quad
+               \mu\, b_{t-1} + (1 - \tau)\, g_t \ \text{otherwise} \\
+        d_t &= g_t + \mu\, b_t \ \text{(Nesterov)}, \quad b_t \ \text{(momentum)}, \quad
+               g_t \ (\mu = 0) \\
+        \theta_t &= \theta_{t-1} - \gamma\, d_t
+
+    Momentum convention (PyTorch's, not Sutskever et al.'s): the buffer accumulates gradients,
+    ``b ← μ b + g``, and the learning rate multiplies the whole buffer, ``θ ← θ − γ b``; the
+    first step copies the gradient into the buffer undampened.
+
+    Parameters
+    ----------
+    theta, grad : ndarray, shape (n,)
+        Parameters θ (updated in place) and gradient ∇θ (read only).
+    momentum_buffer : ndarray, shape (n,) or None
+        The buffer ``b`` (updated in place); None when ``momentum == 0``.
+    scratch : ndarray, shape (n,) or None
+        Work array; needed when ``weight_decay != 0`` or ``nesterov``.
+    lr, momentum, dampening, weight_decay : float
+        γ, μ, τ and λ.
+    nesterov : bool
+    first_step : bool
+        Whether this is step ``t = 1`` (the buffer is then initialised to ``g_1``).
+    """
+    g = grad
+    if weight_decay != 0:
+        np.multiply(theta, weight_decay, out=scratch)  # g = ∇θ + λθ
+        scratch += grad
+        g = scratch
+    if momentum != 0:
+        if first_step:
+            np.copyto(momentum_buffer, g)  # b_1 = g_1
+        else:
+            momentum_buffer *= momentum  # b = μb + (1 − τ)g
+            axpy(1.0 - dampening, g, momentum_buffer)
+        if nesterov:
+            if g is not scratch:
+                np.copyto(scratch, g)
+            axpy(momentum, momentum_buffer, scratch)  # d = g + μb
+            g = scratch
+        else:
+            g = momentum_buffer  # d = b
+    axpy(-lr, g, theta)  # θ = θ − γd
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent: ``θ ← θ − γ·d`` with optional (Nesterov) momentum.
+
+    The update is PyTorch's ``torch.optim.SGD`` exactly (see :func:`sgd_update`):
+    ``g = ∇θ + λθ``; ``b = g`` on the first step, then ``b = μb + (1 − τ)g``;
+    ``d = g + μb`` with Nesterov momentum, ``d = b`` without; ``θ ← θ − γd``.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        E.g. ``model.parameters()``.
+    lr : float, default 1e-3
+        Learning rate γ ≥ 0 (PyTorch's default).
+    momentum : float, default 0
+        Momentum factor μ in [0, 1).
+    dampening : float, default 0
+        Dampening τ in [0, 1] of the gradient added to the momentum buffer.
+    nesterov : bool, default False
+        Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float, default 0
+        L2 penalty λ ≥ 0 added to the gradient (coupled, unlike :class:`~optim.AdamW`).
+
+    Examples
+    --------
+    >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # doctest: +SKIP
+    """
+
+    _config = ("momentum", "dampening", "nesterov", "weight_decay")
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        momentum = checks.unit_interval("momentum", momentum)
+        dampening = checks.unit_interval("dampening", dampening, closed=True)
+        nesterov = checks.boolean("nesterov", nesterov)
+        weight_decay = checks.non_negative("weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                "Received an invalid combination: Nesterov momentum requires `momentum` > 0 "
+                f"and `dampening` = 0. Received: momentum={momentum}, dampening={dampening}"
+            )
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        n = len(self.vectors)
+        self._buffers = self._add_state("momentum_buffer") if momentum else [None] * n
+        self._work = self._scratch() if (weight_decay or nesterov) else [None] * n
+
+    def step(self) -> None:
+        """Take one SGD step on every vector from the current gradients."""
+        self.steps += 1
+        for (theta, grad), buffer, scratch in zip(
+            self.vectors, self._buffers, self._work, strict=True
+        ):
+            sgd_update(
+                theta,
+                grad,
+                buffer,
+                scratch,
+                lr=self.lr,
+                momentum=self.momentum,
+                dampening=self.dampening,
+                nesterov=self.nesterov,
+                weight_decay=self.weight_decay,
+                first_step=self.steps == 1,
+            )
