@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.special
 from numpy.typing import ArrayLike
 
 from losses.base import (
@@ -136,8 +135,13 @@ class BinaryCrossEntropy(PointwiseLoss):
         x, y = pred, target
         tmp = self._buffer("tmp", x.shape, x.dtype)
         if self.from_logits:
-            scipy.special.log_expit(x, out=out)
-            np.negative(out, out=out)  # softplus(-x) = -log σ(x), stable for all x
+            np.abs(x, out=out)
+            np.negative(out, out=out)
+            with np.errstate(under="ignore"):
+                np.exp(out, out=out)
+            np.log1p(out, out=out)  # log(1 + e^-|x|), no overflow
+            np.minimum(x, 0, out=tmp)
+            out -= tmp  # softplus(-x) = log(1 + e^-|x|) + max(-x, 0) = -log σ(x)
             if self.pos_weight is not None:
                 pw, pw_m1 = self._pos_weight(x.dtype)
                 np.multiply(y, pw_m1, out=tmp)
@@ -164,7 +168,11 @@ class BinaryCrossEntropy(PointwiseLoss):
         x, y = self._pred, self._target
         tmp = self._buffer("tmp", x.shape, x.dtype)
         if self.from_logits:
-            scipy.special.expit(x, out=grad)  # σ(x)
+            with np.errstate(over="ignore", under="ignore"):  # e^-x = inf gives σ = 0
+                np.negative(x, out=grad)
+                np.exp(grad, out=grad)
+            grad += 1
+            np.reciprocal(grad, out=grad)  # σ(x) = 1 / (1 + e^-x)
             if self.pos_weight is None:
                 grad -= y  # ∂ℓ/∂x = σ(x) - y
             else:
@@ -299,7 +307,8 @@ class CrossEntropy(Loss):
         # Stable log-softmax; softmax kept for backward.
         zmax = np.max(z, axis=1, keepdims=True, out=self._buffer("zmax", (n, 1), dtype))
         logp = np.subtract(z, zmax, out=self._buffer("logp", z.shape, dtype))
-        prob = np.exp(logp, out=self._buffer("prob", z.shape, dtype))
+        with np.errstate(under="ignore"):
+            prob = np.exp(logp, out=self._buffer("prob", z.shape, dtype))
         sumexp = np.sum(prob, axis=1, keepdims=True, out=self._buffer("sumexp", (n, 1), dtype))
         prob /= sumexp  # softmax(z)
         logp -= np.log(sumexp, out=sumexp)  # log softmax(z) = z - max - log Σ exp(z - max)
