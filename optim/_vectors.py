@@ -157,7 +157,8 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
 def vector_norm(x: np.ndarray) -> float:
     """``‖x‖₂`` as a Python float, safe from overflow of the squares."""
     flat = x.reshape(-1)
-    sq = float(np.dot(flat, flat))
+    with np.errstate(over="ignore"):
+        sq = float(np.dot(flat, flat))
     if math.isinf(sq):
         biggest = float(np.max(np.abs(flat)))
         if math.isfinite(biggest):
