@@ -182,17 +182,17 @@ class BatchNorm1d(_Normalization):
             A buffer of the layer, in the dtype of γ.
         """
         self._check_input(x)
+        batch = x.shape[0]
+        if self.training and batch < 2:
+            raise ValueError(
+                "Expected more than 1 value per channel when training, got input of shape "
+                f"{x.shape}; BatchNorm1d needs a batch of at least 2 samples in training mode"
+            )
         n, dtype = self.n_features, self.gamma.data.dtype
         xhat = self._buffer("xhat", x.shape, dtype)
         inv_std = self._buffer("inv_std", (n,), dtype)
         self._batch_stats = self.training
         if self.training:
-            batch = x.shape[0]
-            if batch < 2:
-                raise ValueError(
-                    "Expected more than 1 value per channel when training, got input of shape "
-                    f"{x.shape}; BatchNorm1d needs a batch of at least 2 samples in training mode"
-                )
             mean = np.mean(x, axis=0, out=self._buffer("mean", (n,), dtype))  # μ_B
             np.subtract(x, mean, out=xhat)  # x − μ_B
             var = np.einsum("ij,ij->j", xhat, xhat, out=self._buffer("var", (n,), dtype))

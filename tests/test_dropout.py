@@ -102,6 +102,48 @@ def test_forward_leaves_the_input_alone_and_reuses_its_buffers():
     assert out1 is out2  # the output is a buffer of the layer, reused while the shape repeats
 
 
+def test_gradient_by_finite_differences_with_a_frozen_mask():
+    """Dense→Dropout→Dense in training mode: replaying the generator freezes the mask, so
+    central differences of L = Σ r ⊙ out check ∂L/∂x and ∂L/∂θ through the dropped units."""
+    model = nn.Sequential(
+        nn.Dense(3, 6, "tanh"), Dropout(0.4), nn.Dense(6, 2), seed=2, dtype=np.float64
+    )
+    x, r = normal((5, 3), 3), normal((5, 2), 4)
+    state = model.rng.bit_generator.state
+
+    def loss() -> float:
+        model.rng.bit_generator.state = state  # the same mask on every evaluation
+        return float(np.sum(r * model.forward(x)))
+
+    model.rng.bit_generator.state = state
+    assert np.any(model.layers[1].forward(np.ones((5, 6))) == 0)  # the frozen mask drops units
+    model.zero_grad()
+    loss()
+    grad_x = model.backward(r).copy()
+    eps = 1e-6
+    for values, analytic in [(x, grad_x), (model.theta, model.theta_grad.copy())]:
+        flat, numeric = values.reshape(-1), np.empty(values.size)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            plus = loss()
+            flat[i] = original - eps
+            minus = loss()
+            flat[i] = original
+            numeric[i] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(analytic.reshape(-1), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_layers_without_random_init_do_not_shift_the_initialisation():
+    """Dropout and the norms draw nothing at construction: θ of the Dense layers is unchanged."""
+    plain = nn.Sequential(nn.Dense(3, 4), nn.Dense(4, 2), seed=8)
+    mixed = nn.Sequential(
+        nn.Dense(3, 4), nn.BatchNorm1d(4), Dropout(0.5), nn.LayerNorm(4), nn.Dense(4, 2), seed=8
+    )
+    np.testing.assert_array_equal(mixed.layers[0].W.data, plain.layers[0].W.data)
+    np.testing.assert_array_equal(mixed.layers[4].W.data, plain.layers[1].W.data)
+
+
 # -- reproducibility ------------------------------------------------------------------------
 
 
