@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from scipy.linalg import blas
 
 from nn.parameter import Parameter
 
@@ -127,31 +126,21 @@ def vector_pairs(params: list[Parameter]) -> list[VectorPair]:
     return pairs
 
 
-_AXPY = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
+def add_scaled(y: np.ndarray, a: float, x: np.ndarray, work: np.ndarray) -> None:
+    """``y ← y + a·x`` in place, through the preallocated ``work`` array (which may be ``x``).
 
-
-def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
-    """``y ← y + a·x`` in place.
-
-    One pass over memory with BLAS ``axpy`` when ``x`` and ``y`` are contiguous float32/float64
-    vectors of one dtype (about three times faster than ``y += a * x``, which also allocates);
-    NumPy otherwise.
+    Two passes over memory and no allocation, where ``y += a * x`` would allocate a temporary
+    each step. BLAS ``axpy`` does it in one pass, but the optimizer interleaves it with NumPy
+    ufuncs, and OpenBLAS's worker threads, spinning after each call, then compete with NumPy
+    for the cores: measured on a loaded 2-core machine, an SGD-with-momentum step on 10⁶
+    float32 parameters took 30 ms that way against 0.7 ms in plain NumPy (and only 15% less
+    than NumPy with OpenBLAS pinned to one thread).
     """
-    kernel = _AXPY.get(y.dtype)
-    if (
-        kernel is not None
-        and x.dtype == y.dtype
-        and x.ndim == y.ndim == 1
-        and x.flags.c_contiguous
-        and y.flags.c_contiguous
-        and y.flags.writeable
-        and y.size < 2**31
-    ):
-        out = kernel(x, y, a=a)
-        if out is not y:  # f2py made a copy; never expected for such arrays
-            y[...] = out
-    else:
-        y += a * x
+    if a == 1.0:
+        y += x
+        return
+    np.multiply(x, a, out=work)
+    y += work
 
 
 def vector_norm(x: np.ndarray) -> float:

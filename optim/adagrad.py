@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import axpy
+from optim._vectors import add_scaled
 from optim.optimizer import Optimizer
 
 
@@ -56,7 +56,7 @@ def adagrad_update(
     denom = np.sqrt(state_sum, out=scratch)  # √s + ε
     denom += eps
     np.divide(g, denom, out=scratch)  # θ = θ − γ g / (√s + ε)
-    axpy(-lr, scratch, theta)
+    add_scaled(theta, -lr, scratch, scratch)
 
 
 class Adagrad(Optimizer):

@@ -9,7 +9,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import axpy
+from optim._vectors import add_scaled
 from optim.optimizer import Optimizer
 
 
@@ -19,6 +19,7 @@ def adam_update(
     exp_avg: np.ndarray,
     exp_avg_sq: np.ndarray,
     max_exp_avg_sq: np.ndarray | None,
+    decayed: np.ndarray | None,
     scratch: np.ndarray,
     *,
     step: int,
@@ -53,6 +54,8 @@ def adam_update(
         First and second moments ``m`` and ``v`` (updated in place).
     max_exp_avg_sq : ndarray, shape (n,) or None
         ``max v`` for AMSGrad (updated in place), else None.
+    decayed : ndarray, shape (n,) or None
+        Work array holding ``g`` for Adam's (coupled) ``weight_decay != 0``.
     scratch : ndarray, shape (n,)
         Work array.
     step : int
@@ -67,14 +70,14 @@ def adam_update(
         if decoupled_weight_decay:
             theta *= 1.0 - lr * weight_decay  # θ = θ(1 − γλ)
         else:
-            np.multiply(theta, weight_decay, out=scratch)  # g = ∇θ + λθ
-            scratch += grad
-            g = scratch
+            np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
+            decayed += grad
+            g = decayed
     exp_avg *= beta1  # m = β₁m + (1 − β₁)g
-    axpy(1.0 - beta1, g, exp_avg)
-    np.multiply(g, g, out=scratch)  # v = β₂v + (1 − β₂)g²  (g no longer needed)
+    add_scaled(exp_avg, 1.0 - beta1, g, scratch)
+    np.multiply(g, g, out=scratch)  # v = β₂v + (1 − β₂)g²
     exp_avg_sq *= beta2
-    axpy(1.0 - beta2, scratch, exp_avg_sq)
+    add_scaled(exp_avg_sq, 1.0 - beta2, scratch, scratch)
     if max_exp_avg_sq is not None:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)  # v̂ = max(v̂, v)
         v_hat = max_exp_avg_sq
@@ -86,7 +89,7 @@ def adam_update(
     denom /= bias_correction2_sqrt
     denom += eps
     np.divide(exp_avg, denom, out=scratch)  # θ = θ − γ/(1 − β₁ᵗ) · m / denom
-    axpy(-lr / bias_correction1, scratch, theta)
+    add_scaled(theta, -lr / bias_correction1, scratch, scratch)
 
 
 class Adam(Optimizer):
@@ -142,6 +145,8 @@ class Adam(Optimizer):
         self._exp_avg_sq = self._add_state("exp_avg_sq")
         n = len(self.vectors)
         self._max_exp_avg_sq = self._add_state("max_exp_avg_sq") if amsgrad else [None] * n
+        coupled_decay = weight_decay and not self._decoupled_weight_decay
+        self._decayed = self._scratch() if coupled_decay else [None] * n
         self._work = self._scratch()
 
     def _hyperparameters(self) -> dict[str, float | bool]:
@@ -157,11 +162,12 @@ class Adam(Optimizer):
         """Take one Adam step on every vector from the current gradients."""
         self.steps += 1
         beta1, beta2 = self.betas
-        for (theta, grad), m, v, v_max, scratch in zip(
+        for (theta, grad), m, v, v_max, decayed, scratch in zip(
             self.vectors,
             self._exp_avg,
             self._exp_avg_sq,
             self._max_exp_avg_sq,
+            self._decayed,
             self._work,
             strict=True,
         ):
@@ -171,6 +177,7 @@ class Adam(Optimizer):
                 m,
                 v,
                 v_max,
+                decayed,
                 scratch,
                 step=self.steps,
                 lr=self.lr,

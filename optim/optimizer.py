@@ -112,7 +112,7 @@ class Optimizer:
 
     @property
     def _dtype(self) -> np.dtype:
-        return np.result_type(*(data.dtype for data, _ in self.vectors))
+        return np.result_type(*(p.data.dtype for p in self.params))
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as plain values, ready for ``np.savez`` or JSON.
@@ -129,8 +129,8 @@ class Optimizer:
         out: dict[str, Any] = {"optimizer": type(self).__name__, "lr": self.lr, "step": self.steps}
         out.update(self._hyperparameters())
         for name, buffers in self.state.items():
-            out[name] = np.concatenate([b.reshape(-1) for b in buffers]).astype(
-                self._dtype, copy=False
+            out[name] = np.concatenate(
+                [b.reshape(-1) for b in buffers] or [np.zeros(0)], dtype=self._dtype
             )
         return out
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import axpy
+from optim._vectors import add_scaled
 from optim.optimizer import Optimizer
 
 
@@ -69,10 +69,10 @@ def rmsprop_update(
         g = decayed
     np.multiply(g, g, out=scratch)  # v = αv + (1 − α)g²
     square_avg *= alpha
-    axpy(1.0 - alpha, scratch, square_avg)
+    add_scaled(square_avg, 1.0 - alpha, scratch, scratch)
     if grad_avg is not None:
         grad_avg *= alpha  # ḡ = αḡ + (1 − α)g
-        axpy(1.0 - alpha, g, grad_avg)
+        add_scaled(grad_avg, 1.0 - alpha, g, scratch)
         np.multiply(grad_avg, grad_avg, out=scratch)  # ṽ = v − ḡ²
         np.subtract(square_avg, scratch, out=scratch)
         denom = np.sqrt(scratch, out=scratch)
@@ -84,7 +84,7 @@ def rmsprop_update(
         momentum_buffer *= momentum  # b = μb + g / (√ṽ + ε)
         momentum_buffer += step
         step = momentum_buffer
-    axpy(-lr, step, theta)  # θ = θ − γ·step
+    add_scaled(theta, -lr, step, scratch)  # θ = θ − γ·step
 
 
 class RMSprop(Optimizer):

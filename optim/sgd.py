@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import axpy
+from optim._vectors import add_scaled
 from optim.optimizer import Optimizer
 
 
@@ -16,7 +16,8 @@ def sgd_update(
     theta: np.ndarray,
     grad: np.ndarray,
     momentum_buffer: np.ndarray | None,
-    scratch: np.ndarray | None,
+    decayed: np.ndarray | None,
+    work: np.ndarray,
     *,
     lr: float,
     momentum: float,
@@ -46,8 +47,10 @@ def sgd_update(
         Parameters θ (updated in place) and gradient ∇θ (read only).
     momentum_buffer : ndarray, shape (n,) or None
         The buffer ``b`` (updated in place); None when ``momentum == 0``.
-    scratch : ndarray, shape (n,) or None
-        Work array; needed when ``weight_decay != 0`` or ``nesterov``.
+    decayed : ndarray, shape (n,) or None
+        Work array holding ``g`` when ``weight_decay != 0``.
+    work : ndarray, shape (n,)
+        Work array.
     lr, momentum, dampening, weight_decay : float
         γ, μ, τ and λ.
     nesterov : bool
@@ -56,23 +59,23 @@ def sgd_update(
     """
     g = grad
     if weight_decay != 0:
-        np.multiply(theta, weight_decay, out=scratch)  # g = ∇θ + λθ
-        scratch += grad
-        g = scratch
+        np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
+        decayed += grad
+        g = decayed
+    d = g
     if momentum != 0:
         if first_step:
             np.copyto(momentum_buffer, g)  # b_1 = g_1
         else:
             momentum_buffer *= momentum  # b = μb + (1 − τ)g
-            axpy(1.0 - dampening, g, momentum_buffer)
+            add_scaled(momentum_buffer, 1.0 - dampening, g, work)
         if nesterov:
-            if g is not scratch:
-                np.copyto(scratch, g)
-            axpy(momentum, momentum_buffer, scratch)  # d = g + μb
-            g = scratch
+            np.multiply(momentum_buffer, momentum, out=work)  # d = g + μb
+            work += g
+            d = work
         else:
-            g = momentum_buffer  # d = b
-    axpy(-lr, g, theta)  # θ = θ − γd
+            d = momentum_buffer  # d = b
+    add_scaled(theta, -lr, d, work)  # θ = θ − γd
 
 
 class SGD(Optimizer):
@@ -129,19 +132,21 @@ class SGD(Optimizer):
         self.weight_decay = weight_decay
         n = len(self.vectors)
         self._buffers = self._add_state("momentum_buffer") if momentum else [None] * n
-        self._work = self._scratch() if (weight_decay or nesterov) else [None] * n
+        self._decayed = self._scratch() if weight_decay else [None] * n
+        self._work = self._scratch()
 
     def step(self) -> None:
         """Take one SGD step on every vector from the current gradients."""
         self.steps += 1
-        for (theta, grad), buffer, scratch in zip(
-            self.vectors, self._buffers, self._work, strict=True
+        for (theta, grad), buffer, decayed, work in zip(
+            self.vectors, self._buffers, self._decayed, self._work, strict=True
         ):
             sgd_update(
                 theta,
                 grad,
                 buffer,
-                scratch,
+                decayed,
+                work,
                 lr=self.lr,
                 momentum=self.momentum,
                 dampening=self.dampening,
