@@ -98,6 +98,22 @@ def test_memory_layout_of_inputs_does_not_change_gradients(layout, dtype):
         np.testing.assert_allclose(o, e, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_every_memory_layout_accumulates(layout):
+    """Both paths of ∂L/∂W += xᵀ·∂L/∂z add to what is there, never overwrite it."""
+    model = nn.Sequential(nn.Dense(5, 3, activation="sigmoid"), seed=1, dtype=np.float32)
+    X = np.ascontiguousarray(data((6, 5), 14), dtype=np.float32)
+    X = {"C": X, "F": np.asfortranarray(X), "strided": np.repeat(X, 2, axis=1)[:, ::2]}[layout]
+    g = data((6, 3), 15).astype(np.float32)
+    model.forward(X)
+    model.backward(g)
+    once = model.theta_grad.copy()
+    assert np.all(once != 0)
+    model.forward(X)
+    model.backward(g)
+    np.testing.assert_allclose(model.theta_grad, 2 * once, rtol=1e-6)
+
+
 def test_non_contiguous_grad_out_into_identity_layer():
     """With σ = identity, ∂L/∂z is the caller's ∂L/∂a itself, whatever its layout."""
     model = nn.Sequential(nn.Dense(4, 3), seed=2, dtype=np.float64)

@@ -219,6 +219,24 @@ def test_one_dtype_end_to_end(dtype, input_dtype):
         assert p.data.dtype == p.grad.dtype == dtype
 
 
+@pytest.mark.parametrize("input_dtype", [np.float64, np.int64])
+@pytest.mark.parametrize(
+    "layers",
+    [lambda: [nn.Tanh()], lambda: [nn.Sigmoid(), nn.Dense(4, 3)], lambda: [nn.Identity()]],
+    ids=["tanh", "sigmoid-dense", "identity"],
+)
+def test_inputs_are_cast_before_the_first_layer(layers, input_dtype):
+    """A first layer without weights sees the input as it is, so the model must cast it."""
+    model = nn.Sequential(*layers(), seed=0, dtype=np.float32)
+    x = np.arange(-4, 8).reshape(3, 4).astype(input_dtype)
+    x_before = x.copy()
+    out = model.forward(x)
+    assert out.dtype == np.float32
+    assert model.backward(np.ones_like(out)).dtype == np.float32
+    assert model.predict(x).dtype == np.float32
+    np.testing.assert_array_equal(x, x_before)
+
+
 @pytest.mark.parametrize(
     "layers",
     [
