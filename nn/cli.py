@@ -27,10 +27,10 @@ from nn.training import TrainingDivergedError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DEFAULTS = {  # the defaults of `chainrule train`, tuned on the bundled digits
-    "hidden": "256",
+    "hidden": "512",
     "activation": "relu",
     "optimizer": "adam",
-    "lr": 2e-3,
+    "lr": 1e-3,
     "epochs": 40,
     "batch_size": 32,
     "weight_decay": 1e-4,

@@ -46,6 +46,12 @@ class Sequential(Layer):
                     f"Sequential takes Layer instances, but argument {i} is "
                     f"{layer!r} of type {type(layer).__name__}"
                 )
+            first = next((j for j in range(i) if layers[j] is layer), None)
+            if first is not None:
+                raise ValueError(
+                    f"The same layer object {layer!r} is passed twice (arguments {first} and "
+                    f"{i}); a layer caches its forward values, so each position needs its own"
+                )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(
                 f"Received an invalid value for `seed`, expected an integer or None. "
@@ -252,6 +258,7 @@ class Sequential(Layer):
             for name, array in mine.buffers().items():
                 getattr(theirs, name)[...] = array
         clone.seed = self.seed
+        clone.rng.bit_generator.state = self.rng.bit_generator.state
         clone.train(self.training)
         return clone
 

@@ -37,14 +37,14 @@ class GradcheckReport:
 
     @property
     def max_rel_error(self) -> float:
-        """The largest relative error over all rows."""
-        return max(row.rel_error for row in self.rows)
+        """The largest relative error over all rows (0 when nothing was checked)."""
+        return max((row.rel_error for row in self.rows), default=0.0)
 
     def __bool__(self) -> bool:
         return self.passed
 
     def __str__(self) -> str:
-        width = max(len(row.name) for row in self.rows)
+        width = max((len(row.name) for row in self.rows), default=0)
         lines = [
             f"gradcheck {'PASSED' if self.passed else 'FAILED'} "
             f"(rtol={self.rtol:g}, atol={self.atol:g})"
@@ -99,7 +99,10 @@ def gradcheck(
     X64 = np.array(X, dtype=np.float64)
     y64 = np.array(y, dtype=np.float64) if np.asarray(y).dtype.kind == "f" else np.asarray(y)
 
+    rng_state = model64.rng.bit_generator.state
+
     def loss_at(x: np.ndarray) -> float:
+        model64.rng.bit_generator.state = rng_state  # the same dropout masks every time
         return float(loss.forward(model64.forward(x), y64))
 
     model64.zero_grad()

@@ -11,6 +11,7 @@ import numpy as np
 
 from nn.callbacks import Callback, LearningRateScheduler
 from nn.metrics import Metric, get_metric
+from nn.normalization import BatchNorm1d
 from nn.validation import (
     check_array,
     check_fraction,
@@ -71,10 +72,19 @@ def _resolve_callbacks(callbacks: Iterable) -> list[Callback]:
     return resolved
 
 
-def _check_targets(y: object, name: str = "y") -> np.ndarray:
+def _check_targets(y: object, loss, name: str = "y") -> np.ndarray:
+    """Targets as an array; a 1-D y becomes a column for losses other than CrossEntropy.
+
+    CrossEntropy takes class labels of shape (N,); every other loss compares element by
+    element with the model's output of shape (N, n_outputs).
+    """
+    from losses import CrossEntropy
+
     y = check_array(y, name, ndim=None)
     if y.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, but has shape {y.shape}")
+    if y.ndim == 1 and loss is not None and not isinstance(loss, CrossEntropy):
+        y = y.reshape(-1, 1)
     return y
 
 
@@ -134,13 +144,13 @@ def fit(
     clip_grad_norm: float | None = None,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; see :meth:`Sequential.fit`."""
+    loss = _resolve_loss(loss)
     X = check_array(X, "X", n_features=model.n_features)
-    y = _check_targets(y)
+    y = _check_targets(y, loss)
     check_same_length(X, y)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     validation_split = check_fraction("validation_split", validation_split)
-    loss = _resolve_loss(loss)
     optimizer = _resolve_optimizer(optimizer, model)
     metric_objs = [get_metric(m) for m in metrics]
     callbacks = _resolve_callbacks(callbacks)
@@ -157,9 +167,14 @@ def fit(
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("`validation_data` must be a tuple (X_val, y_val)")
         X_val = check_array(validation_data[0], "X_val", n_features=model.n_features)
-        y_val = _check_targets(validation_data[1], "y_val")
+        y_val = _check_targets(validation_data[1], loss, "y_val")
         check_same_length(X_val, y_val, "X_val", "y_val")
 
+    if len(X) % batch_size == 1 and any(isinstance(la, BatchNorm1d) for la in model.layers):
+        raise ValueError(
+            f"With {len(X)} training samples and batch_size={batch_size} the last batch holds "
+            "1 sample, which BatchNorm1d cannot normalise in training; choose another batch_size"
+        )
     if seed is not None:
         model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
     rng = model.rng
@@ -253,8 +268,10 @@ def _run_epoch(model, loss, optimizer, batches, order, epoch, metric_objs, bar, 
 def _full_batch_epoch(model, loss, optimizer, batches, epoch) -> float:
     """One call of a full-batch optimizer (L-BFGS) on the whole training set."""
     n = len(batches.X)
+    rng_state = model.rng.bit_generator.state
 
     def closure() -> float:
+        model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
         model.zero_grad()
         total = 0.0
         for xb, yb in batches(None):
@@ -286,11 +303,11 @@ def evaluate(
     dict
         ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given).
     """
+    loss = _resolve_loss(loss) if loss is not None else None
     X = check_array(X, "X", n_features=model.n_features)
-    y = _check_targets(y)
+    y = _check_targets(y, loss)
     check_same_length(X, y)
     batch_size = check_positive_int("batch_size", batch_size)
-    loss = _resolve_loss(loss) if loss is not None else None
     metric_objs = [get_metric(m) for m in metrics]
     for m in metric_objs:
         m.reset()

@@ -108,10 +108,10 @@ def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: s
 def check_dtype(dtype: object) -> np.dtype:
     """np.float32 or np.float64 as a dtype; anything else raises."""
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(
             "Received an invalid value for `dtype`, expected float32 or float64. "
             f"Received: dtype={dtype!r}"

@@ -397,12 +397,6 @@ def test_non_layer_arguments_are_type_errors(bad):
         nn.Sequential(nn.Dense(3, 2), bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (nn/container.py Sequential.__init__): the same layer object at two "
-    "positions is accepted; its forward caches are overwritten by the second use, so backward "
-    "returns wrong gradients silently (and a repeated Dense is bound into θ twice)",
-)
 @pytest.mark.parametrize(
     "make",
     [
@@ -443,13 +437,6 @@ def test_mismatched_consecutive_sizes_are_value_errors(layers):
         nn.Sequential(*layers())
 
 
-_CHECK_DTYPE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (nn/validation.py check_dtype): an unreadable dtype sets dt = None, and "
-    "`None in (dtype('float32'), dtype('float64'))` is True because numpy reads None as float64, "
-    "so the model gets dtype=None (θ silently float64, repr raises AttributeError)",
-)
-
 
 @pytest.mark.parametrize(
     "bad",
@@ -458,8 +445,8 @@ _CHECK_DTYPE_BUG = pytest.mark.xfail(
         np.float16,
         np.complex128,
         "int8",
-        pytest.param("banana", marks=_CHECK_DTYPE_BUG),
-        pytest.param([1, 2], marks=_CHECK_DTYPE_BUG),
+        "banana",
+        [1, 2],
     ],
 )
 def test_bad_dtype_is_a_value_error(bad):
@@ -467,11 +454,6 @@ def test_bad_dtype_is_a_value_error(bad):
         nn.Sequential(nn.Dense(3, 2), dtype=bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (nn/validation.py check_dtype): np.dtype(None) is float64, so dtype=None "
-    "silently builds a float64 model instead of raising (or using the float32 default)",
-)
 def test_dtype_none_is_rejected_or_the_default():
     try:
         model = nn.Sequential(nn.Dense(3, 2), dtype=None)
