@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nn._blas import add_xT_dz
+from nn._blas import add_column_sums, add_xT_dz
 from nn.activations import Activation, get_activation
 from nn.init import get_initializer
 from nn.layer import Layer
@@ -129,7 +129,7 @@ class Dense(Layer):
         add_xT_dz(x, dz, self.W.grad)
         if self.b is not None:
             # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z
-            self.b.grad += np.sum(dz, axis=0, out=self._buffer("db", self.b.grad.shape, dz.dtype))
+            add_column_sums(dz, self.b.grad)
         if not input_grad:
             return None
         # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
