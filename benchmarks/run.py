@@ -60,6 +60,11 @@ from benchmarks.configs import LEARNING_RATE, MOMENTUM, Config, resolve  # noqa:
 
 #: Steps of the warm-up run of each system (fewer when a measurement has fewer steps).
 WARMUP_STEPS = 20
+#: Pause before each measurement (s). An OpenBLAS or OpenMP pool keeps its threads spinning
+#: for a while (~0.1 s) after its last call; without the pause they would steal the CPUs from
+#: whichever system runs next (numpy and scipy each ship their own OpenBLAS, torch its OpenMP).
+SETTLE_S = 0.3
+SETTLE_QUICK_S = 0.02
 #: Default number of measurements of each system (full runs; ``--quick`` takes 2).
 DEFAULT_REPEAT = 5
 #: Environment variables worth reporting: they change what the BLAS does.
@@ -159,6 +164,29 @@ def _summarise(libraries: list[dict]) -> str:
             f"({details}{lib.get('num_threads')} threads)"
         )
     return "; ".join(parts) or _numpy_build_blas()
+
+
+def blas_warnings(blas: dict) -> list[str]:
+    """Known traps in the loaded BLAS libraries that distort or explain timings."""
+    pools = {
+        lib["owner"]: lib
+        for lib in blas.get("libraries", [])
+        if lib.get("user_api") == "blas" and lib.get("owner") in ("numpy", "scipy")
+    }
+    if len(pools) < 2:
+        return []
+    np_lib, sp_lib = pools["numpy"], pools["scipy"]
+    if np_lib.get("filepath") == sp_lib.get("filepath"):
+        return []
+    if max(np_lib.get("num_threads") or 1, sp_lib.get("num_threads") or 1) <= 1:
+        return []
+    return [
+        f"numpy and scipy each load their own BLAS ({np_lib.get('internal_api')} "
+        f"{np_lib.get('version')} and {sp_lib.get('internal_api')} {sp_lib.get('version')}), "
+        "each with its own thread pool: code alternating `np.matmul` and `scipy.linalg.blas` "
+        "calls keeps both pools awake, and the idle threads of one spin on the CPUs the other "
+        "needs"
+    ]
 
 
 def _numpy_build_blas() -> str:
@@ -504,7 +532,20 @@ def systems_for(config: Config) -> list[System]:
 
 
 # -- measuring ----------------------------------------------------------------------------------
-def _timed(system: System, steps: int) -> float:
+@dataclass(frozen=True)
+class Plan:
+    """How to measure: sizes (quick or full), rounds, seed, thread count, settle pause."""
+
+    quick: bool
+    repeat: int
+    seed: int
+    threads: int
+    settle_s: float
+    memmap_samples: int | None = None
+
+
+def _timed(system: System, steps: int, settle_s: float) -> float:
+    time.sleep(settle_s)
     gc.collect()
     gc.disable()
     try:
@@ -545,15 +586,19 @@ def set_up(entries: list[Entry], work: Workload) -> list[Entry]:
     return [e for e in entries if e.status == "ok"]
 
 
-def measure(entries: list[Entry], repeat: int, name: str) -> None:
-    """Warm each system up once, then time them interleaved, ``repeat`` rounds."""
+def warm_up(entries: list[Entry], name: str) -> None:
+    """Run each system once, untimed: first-call allocations, lazy imports, thread pools."""
     for entry in entries:
         _log(f"[{name}] warm-up: {entry.system.label}")
         entry.system.run(min(entry.steps, WARMUP_STEPS))
-    for r in range(repeat):
-        _log(f"[{name}] round {r + 1}/{repeat}")
+
+
+def measure(entries: list[Entry], plan: Plan, name: str) -> None:
+    """Time the systems interleaved (A B C A B C ...), ``plan.repeat`` rounds."""
+    for r in range(plan.repeat):
+        _log(f"[{name}] round {r + 1}/{plan.repeat}")
         for entry in entries:
-            entry.times.append(_timed(entry.system, entry.steps))
+            entry.times.append(_timed(entry.system, entry.steps, plan.settle_s))
 
 
 def summarise(entries: list[Entry], batch_size: int) -> dict[str, dict]:
@@ -591,23 +636,25 @@ def summarise(entries: list[Entry], batch_size: int) -> dict[str, dict]:
     return results
 
 
-def run_standard(config: Config, quick: bool, repeat: int, seed: int, threads: int) -> dict:
-    steps = config.timed_steps(quick)
+def run_standard(config: Config, plan: Plan) -> dict:
+    steps = config.timed_steps(plan.quick)
     n_rows = steps * config.batch_size
     _log(f"[{config.name}] data: {n_rows:,} synthetic samples ({config.dtype})")
-    X, y = make_data(config, n_rows, seed)
-    work = Workload(config, X, y, seed, threads)
+    X, y = make_data(config, n_rows, plan.seed)
+    work = Workload(config, X, y, plan.seed, plan.threads)
     entries = [Entry(s, steps, config.n_samples) for s in systems_for(config)]
-    measure(set_up(entries, work), repeat, config.name)
+    running = set_up(entries, work)
+    warm_up(running, config.name)
+    measure(running, plan, config.name)
     return {
-        **_describe(config, quick),
+        **_describe(config),
         "timed_steps": steps,
         "timed_samples": n_rows,
         "systems": summarise(entries, config.batch_size),
     }
 
 
-def _describe(config: Config, quick: bool) -> dict:
+def _describe(config: Config) -> dict:
     return {
         "name": config.name,
         "architecture": config.architecture,
@@ -669,13 +716,12 @@ class MemorySampler:
             self._sample()
 
 
-def run_memmap(
-    config: Config, quick: bool, repeat: int, seed: int, threads: int, samples: int | None
-) -> dict:
+def run_memmap(config: Config, plan: Plan) -> dict:
     """fit on a memory-mapped .npy: peak anonymous memory growth, and time at two sizes."""
-    b = config.batch_size
+    b, seed, threads = config.batch_size, plan.seed, plan.threads
+    samples = plan.memmap_samples
     if samples is None:
-        samples = config.quick_steps * b if quick else config.n_samples
+        samples = config.quick_steps * b if plan.quick else config.n_samples
     n_full = max(2, samples // (2 * b)) * 2 * b  # whole batches, and an even number of them
     n_half = n_full // 2
     data_bytes = n_full * config.sizes[0] * config.np_dtype.itemsize
@@ -696,18 +742,14 @@ def run_memmap(
         full.setup(work)
         half.setup(work)
         entries[2].system.setup(work_floor)
-        for entry in entries:
-            _log(f"[{config.name}] warm-up: {entry.system.label}")
-            entry.system.run(min(entry.steps, WARMUP_STEPS))
+        warm_up(entries, config.name)
         _log(f"[{config.name}] memory during one full-size epoch of fit")
+        time.sleep(plan.settle_s)
         with MemorySampler() as sampler:
             start = time.perf_counter()
             full.run(n_full // b)
             memory_epoch_s = time.perf_counter() - start
-        for r in range(repeat):
-            _log(f"[{config.name}] round {r + 1}/{repeat}")
-            for entry in entries:
-                entry.times.append(_timed(entry.system, entry.steps))
+        measure(entries, plan, config.name)
         results = summarise(entries, b)
         del X, work, work_floor, entries, full, half
         gc.collect()
@@ -728,7 +770,7 @@ def run_memmap(
             "reason": "the memory-mapped configuration measures fit only",
         }
     return {
-        **_describe(_with_samples(config, n_full), quick),
+        **_describe(replace(config, n_samples=n_full)),
         "timed_steps": n_full // b,
         "timed_samples": n_full,
         "data_bytes": data_bytes,
@@ -736,10 +778,6 @@ def run_memmap(
         "scaling": scaling,
         "systems": results,
     }
-
-
-def _with_samples(config: Config, n: int) -> Config:
-    return replace(config, n_samples=n)
 
 
 def _memory_report(sampler: MemorySampler, data_bytes: int, epoch_s: float) -> dict:
@@ -788,11 +826,14 @@ def markdown(report: dict) -> str:
             for name, version in report["peers"].items()
         ),
     ]
+    for note in report["blas_warnings"]:
+        lines.append(f"- **BLAS warning**: {note}")
     if report["env"]:
         lines.append("- env: " + ", ".join(f"`{k}={v}`" for k, v in report["env"].items()))
     lines += [
         f"- run: {'--quick' if run['quick'] else 'full'}, medians of {run['repeat']} "
-        f"interleaved measurements after a warm-up, seed {report['seed']}; cross-entropy on "
+        f"interleaved measurements after a warm-up, each after a {run['settle_s']} s pause "
+        f"(idle BLAS/OpenMP threads stop spinning), seed {report['seed']}; cross-entropy on "
         f"logits, SGD lr={LEARNING_RATE} momentum={MOMENTUM}; {run['wall_s']:.0f} s",
         f"- 1-minute load average at start and end: {run['load_average'][0]} and "
         f"{run['load_average'][1]} (this run adds about {report['threads']}; more means other "
@@ -923,21 +964,27 @@ def run(args: argparse.Namespace) -> dict:
     """Run the chosen configurations; return the report (what ``--json`` writes)."""
     import scipy
 
-    threads = blas_threads()
+    plan = Plan(
+        quick=args.quick,
+        repeat=args.repeat,
+        seed=args.seed,
+        threads=blas_threads(),
+        settle_s=SETTLE_QUICK_S if args.quick else SETTLE_S,
+        memmap_samples=args.memmap_samples,
+    )
+    threads = plan.threads
     started, load_start = time.time(), load_average()
     configs = []
     for config in args.configs:
-        if config.memmap:
-            configs.append(
-                run_memmap(config, args.quick, args.repeat, args.seed, threads, args.memmap_samples)
-            )
-        else:
-            configs.append(run_standard(config, args.quick, args.repeat, args.seed, threads))
+        runner = run_memmap if config.memmap else run_standard
+        configs.append(runner(config, plan))
+    blas = blas_info()  # after the runs: lists the libraries the peers loaded too
     return {
         "machine": machine_info(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
-        "blas": blas_info(),  # after the runs: lists the libraries the peers loaded too
+        "blas": blas,
+        "blas_warnings": blas_warnings(blas),
         "threads": threads,
         "env": blas_env(),
         "peers": peer_versions(),
@@ -948,6 +995,7 @@ def run(args: argparse.Namespace) -> dict:
             "learning_rate": LEARNING_RATE,
             "momentum": MOMENTUM,
             "warmup_steps": WARMUP_STEPS,
+            "settle_s": plan.settle_s,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "wall_s": time.time() - started,
             "load_average": [load_start, load_average()],
