@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -24,6 +25,36 @@ def check_positive_int(name: str, value: object) -> int:
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_non_negative_int(name: str, value: object) -> int:
+    """``value`` as an int ``>= 0`` (a seed, a count), or ValueError/TypeError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Received an invalid type for `{name}`, expected a non-negative integer. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if value < 0:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a non-negative integer. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_finite_real(name: str, value: object) -> float:
+    """``value`` as a finite float (a slope, a scale), or ValueError/TypeError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Received an invalid type for `{name}`, expected a finite real number. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a finite real number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
 
 
 def check_fraction(name: str, value: object, *, low_inclusive: bool = True) -> float:
@@ -75,6 +106,11 @@ def check_array(
             f"{name} must be {ndim}-D with shape {shape_hint}, but has {X.ndim} "
             f"dimension(s) with shape {X.shape}"
         )
+    if X.ndim == 0:
+        raise ValueError(
+            f"{name} must be an array with one row per sample, but is a scalar ({X!r}, "
+            f"shape ())"
+        )
     if X.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples (shape {X.shape}); at least 1 is required")
     if X.ndim == 2 and X.shape[1] == 0:
@@ -92,9 +128,13 @@ def check_finite(X: np.ndarray, name: str = "X") -> None:
     rows = max(1, _CHECK_BLOCK_ELEMENTS // max(1, X[0].size))
     for start in range(0, X.shape[0], rows):
         block = X[start : start + rows]
-        if not np.isfinite(block.sum()) and not np.isfinite(block).all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = block.sum()  # finite unless a value is NaN/±inf (or the sum overflows)
+        if not np.isfinite(total) and not np.isfinite(block).all():
             bad = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0])
-            raise ValueError(f"{name} contains NaN or infinity (first at row {bad})")
+            raise ValueError(
+                f"{name} contains NaN or infinity (first at row {bad}); expected finite numbers"
+            )
 
 
 def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
