@@ -54,8 +54,13 @@ class Sequential(Layer):
                 )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(
-                f"Received an invalid value for `seed`, expected an integer or None. "
-                f"Received: seed={seed!r}"
+                f"Received an invalid value for `seed`, expected a non-negative integer or "
+                f"None. Received: seed={seed!r} of type {type(seed).__name__}"
+            )
+        if seed is not None and seed < 0:
+            raise ValueError(
+                f"Received an invalid value for `seed`, expected a non-negative integer or "
+                f"None. Received: seed={seed!r}"
             )
         self.layers: list[Layer] = list(layers)
         self.dtype = check_dtype(dtype)
