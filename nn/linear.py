@@ -12,6 +12,23 @@ from nn.parameter import Parameter
 from nn.validation import check_positive_int
 
 
+def _allocate_weights(n_in: int, n_out: int) -> np.ndarray:
+    """An empty float32 ``W`` of shape ``(n_in, n_out)``; errors name both sizes."""
+    try:
+        return np.empty((n_in, n_out), dtype=np.float32)
+    except ValueError:  # more elements than an array can address
+        raise ValueError(
+            "Received an invalid value for `n_in` and `n_out`, expected a weight matrix "
+            f"W of n_in·n_out elements that an array can hold. Received: n_in={n_in}, "
+            f"n_out={n_out} ({n_in * n_out:.3g} elements)"
+        ) from None
+    except MemoryError:
+        raise MemoryError(
+            f"Dense(n_in={n_in}, n_out={n_out}) needs {n_in * n_out * 4 / 2**30:.3g} GiB "
+            "for W, which could not be allocated"
+        ) from None
+
+
 class Dense(Layer):
     """Fully connected layer: z = x·W + b, a = σ(z).
 
@@ -58,7 +75,7 @@ class Dense(Layer):
             raise TypeError(
                 f"Received an invalid value for `bias`, expected a bool. Received: bias={bias!r}"
             )
-        self.W = Parameter(np.empty((self.n_in, self.n_out), dtype=np.float32), "W")
+        self.W = Parameter(_allocate_weights(self.n_in, self.n_out), "W")
         self.b = Parameter(np.zeros(self.n_out, dtype=np.float32), "b") if bias else None
         self._x: np.ndarray | None = None
         self._z: np.ndarray | None = None
@@ -75,8 +92,13 @@ class Dense(Layer):
     def state_shapes(cls, config: dict) -> tuple[dict, dict]:
         n_in = check_positive_int("n_in", config["n_in"])
         n_out = check_positive_int("n_out", config["n_out"])
+        bias = config.get("bias", True)
+        if not isinstance(bias, bool):
+            raise TypeError(
+                f"Received an invalid value for `bias`, expected a bool. Received: bias={bias!r}"
+            )
         params = {"W": (n_in, n_out)}
-        if config.get("bias", True):
+        if bias:
             params["b"] = (n_out,)
         return params, {}
 
