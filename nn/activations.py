@@ -6,12 +6,14 @@ Each activation computes ``a = σ(z)`` into a buffer and, in backward, ∂L/∂z
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 from scipy.special import erf, expit
 
 from nn.layer import Layer
+from nn.validation import check_finite_real
 
 
 class Activation(Layer):
@@ -131,7 +133,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = check_finite_real("negative_slope", negative_slope)
 
     def apply(self, z, out):
         np.multiply(z, self.negative_slope, out=out)
@@ -155,7 +157,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = alpha
+        self.alpha = check_finite_real("alpha", alpha)
 
     def apply(self, z, out):
         np.minimum(z, 0, out=out)
@@ -271,12 +273,14 @@ def get_activation(activation: str | dict | Activation | None) -> Activation:
     if isinstance(activation, dict):
         args = dict(activation)
         cls = _activation_class(args.pop("name", None))
-        try:
-            return cls(**args)
-        except TypeError:
+        accepted = set(inspect.signature(cls).parameters)
+        unknown = sorted(map(str, set(args) - accepted))
+        if unknown:
             raise ValueError(
-                f"Received invalid arguments for activation {cls.name!r}: {args}"
-            ) from None
+                f"Received invalid arguments for activation {cls.name!r}, expected only "
+                f"{sorted(accepted)}. Received unknown: {unknown}"
+            )
+        return cls(**args)  # the constructor checks each value and names it
     raise TypeError(
         "Received an invalid type for `activation`, expected a string, None or an Activation. "
         f"Received: activation={activation!r} of type {type(activation).__name__}"
