@@ -7,6 +7,7 @@ conventions (reductions, sample weights, owned buffers) in :mod:`losses.base`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from losses.base import REDUCTIONS, Loss
@@ -74,5 +75,12 @@ def get(name_or_loss: str | Loss, **kwargs: Any) -> Loss:
         raise ValueError(
             "Received an invalid value for `name_or_loss`, expected one of "
             f"{tuple(sorted(_REGISTRY))}. Received: name_or_loss={name_or_loss!r}"
+        )
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(
+            f"Received unexpected arguments for loss {name_or_loss!r}, expected some of "
+            f"{sorted(accepted)}. Received: {unknown}"
         )
     return cls(**kwargs)

@@ -15,6 +15,16 @@ Reductions (``reduction=``)
     PyTorch uses for each loss (the number of elements, except where a loss documents
     otherwise); ``"sum"`` returns the plain sum (equation 5.8 of the reference notes).
 
+Validation
+    ``forward`` rejects, with a ``TypeError`` or ``ValueError`` naming the argument, what was
+    expected and what was received: a ``pred`` that is not a non-empty floating-point array;
+    targets that are not real numbers, have the wrong shape, hold NaN or ±inf, or are out of
+    the loss's range (class labels outside ``[0, C)``, negative or fractional; probabilities
+    outside ``[0, 1]``); sample weights of the wrong shape, non-finite or negative. Each check
+    is one pass over a batch-sized array. NaN or ±inf in ``pred`` are *not* rejected: they
+    come from the model, not from the user, and give a non-finite loss, which is how the
+    training loop detects divergence.
+
 Sample weights (``sample_weight=``, shape ``(N,)``)
     The Keras convention: the loss of every element of sample ``n`` is multiplied by
     ``sample_weight[n]``; ``"mean"`` keeps the unweighted denominator (Keras's
@@ -152,6 +162,12 @@ def check_sample_weight(sample_weight: ArrayLike | None, pred: np.ndarray) -> np
             f"({n},), one weight per sample. Received: sample_weight with shape {sw.shape}"
         )
     check_finite("sample_weight", sw)
+    if sw.size and sw.min() < 0:
+        i = int(np.flatnonzero(sw < 0)[0])
+        raise ValueError(
+            "Received an invalid value for `sample_weight`, expected non-negative weights. "
+            f"Received: sample_weight[{i}]={sw[i].item()!r}"
+        )
     return sw.astype(pred.dtype, copy=False)
 
 
@@ -281,6 +297,7 @@ class PointwiseLoss(Loss):
         target = as_target_array(target)
         check_same_shape(pred, target)
         check_finite("target", target)
+        self._check_target(target)
         self._check_pred(pred)
         target = self._as_dtype("target", target, pred.dtype)
 
@@ -295,6 +312,9 @@ class PointwiseLoss(Loss):
 
     def _check_pred(self, pred: np.ndarray) -> None:
         """Extra checks on ``pred`` (for example a probability range)."""
+
+    def _check_target(self, target: np.ndarray) -> None:
+        """Extra checks on a finite ``target`` of the right shape (for example a range)."""
 
     def _pointwise(self, pred: np.ndarray, target: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError

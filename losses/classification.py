@@ -72,7 +72,8 @@ class BinaryCrossEntropy(PointwiseLoss):
     -----
     Shapes: ``pred`` and ``target`` ``(N, ...)``, equal, for example ``(N, 1)`` for one
     binary output or ``(N, C)`` for C independent labels; ``sample_weight`` ``(N,)``.
-    Targets are usually 0/1 but may be soft labels in [0, 1] (not checked, as in PyTorch).
+    Targets are 0/1 or soft labels in [0, 1]; values outside [0, 1] are rejected (PyTorch
+    does not check them).
     """
 
     def __init__(
@@ -121,6 +122,9 @@ class BinaryCrossEntropy(PointwiseLoss):
                     "with from_logits=False (pass logits with from_logits=True). "
                     f"Received: pred with min={lo} and max={hi}"
                 )
+
+    def _check_target(self, target: np.ndarray) -> None:
+        _check_probabilities(target, "binary targets (0, 1 or soft labels in between)")
 
     def _pos_weight(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``(p_c, p_c - 1)`` in ``dtype``, computed once per dtype."""
@@ -230,7 +234,7 @@ class CrossEntropy(Loss):
     Notes
     -----
     Shapes: ``pred`` ``(N, C)``; ``target`` ``(N,)`` integer labels in ``[0, C)`` or
-    ``(N, C)`` probabilities (rows usually sum to 1; not checked, as in PyTorch);
+    ``(N, C)`` probabilities in [0, 1] (rows usually sum to 1; not checked, as in PyTorch);
     ``sample_weight`` ``(N,)``.
     """
 
@@ -281,6 +285,7 @@ class CrossEntropy(Loss):
             )
         if target.ndim == 2:
             check_finite("target", target)
+            _check_probabilities(target, "class probabilities")
             return False
         _check_labels(target, n_classes)
         return True
@@ -432,3 +437,14 @@ def _check_labels(labels: np.ndarray, n_classes: int) -> None:
                 f"Received an invalid value for `target`, {expected}; float labels must be "
                 f"whole numbers. Received a fractional label: target[{i}]={labels[i].item()!r}"
             )
+
+
+def _check_probabilities(target: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` unless every value of a finite ``target`` lies in ``[0, 1]``."""
+    lo, hi = target.min(), target.max()
+    if lo < 0 or hi > 1:
+        i = int(np.flatnonzero((target < 0) | (target > 1))[0])
+        raise ValueError(
+            f"Received an invalid value for `target`, expected {what} in [0, 1]. "
+            f"Received: target.flat[{i}]={target.flat[i].item()!r}"
+        )
