@@ -9,6 +9,7 @@ whole-vector operations on θ, in place and in θ's dtype.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -65,7 +66,15 @@ def get(name: str, params: Iterable[Parameter], **kwargs: Any) -> Optimizer:
             f"Received an invalid value for `name`, expected one of {valid}. "
             f"Received: name={name!r}"
         )
-    return OPTIMIZERS[key](params, **kwargs)
+    cls = OPTIMIZERS[key]
+    accepted = set(inspect.signature(cls).parameters) - {"params"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(
+            f"Received unexpected arguments for optimizer {name!r}, expected some of "
+            f"{sorted(accepted)}. Received: {unknown}"
+        )
+    return cls(params, **kwargs)
 
 
 __all__ = [

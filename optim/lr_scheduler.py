@@ -10,6 +10,7 @@ documented formulas, its ``_get_closed_form_lr``), so use one per optimizer.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -323,7 +324,15 @@ class ReduceLROnPlateau(LRScheduler):
         return metric > (best * (1.0 + self.threshold) if relative else best + self.threshold)
 
     def step(self, metric: float) -> None:  # type: ignore[override]
-        """Record the epoch's ``metric`` (e.g. the validation loss) and reduce lr if needed."""
+        """Record the epoch's ``metric`` (e.g. the validation loss) and reduce lr if needed.
+
+        A NaN metric counts as a bad epoch, as in PyTorch.
+        """
+        if isinstance(metric, bool) or not isinstance(_plain(metric), numbers.Real):
+            raise TypeError(
+                "Received an invalid value for `metric`, expected a real number such as the "
+                f"validation loss. Received: metric={metric!r} of type {type(metric).__name__}"
+            )
         current = float(metric)
         self.last_epoch += 1
         if self.is_better(current, self.best):
