@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -11,23 +13,47 @@ class Callback:
     """Base class; ``fit`` calls these hooks with the model set in ``self.model``.
 
     ``logs`` holds the latest values by name (``"loss"``, ``"val_loss"``, metrics, ``"lr"``).
-    Setting ``self.model.stop_training = True`` ends training after the current epoch.
+    Setting ``self.model.stop_training = True`` ends training after the current epoch (after
+    the current batch when set in ``on_batch_end``).
+
+    ``self.params`` is set by ``fit`` before ``on_train_begin``: ``"epochs"``,
+    ``"batch_size"``, ``"steps"`` (batches per epoch), ``"optimizer"``, ``"history"`` (the
+    :class:`~nn.training.History` being filled) and ``"callbacks"`` (all of them, in the
+    order they run).
+
+    A callback with state worth resuming implements :meth:`state_dict` and
+    :meth:`load_state_dict`; training checkpoints save and restore it.
     """
 
     model = None
+    params: dict = {}
 
     def set_model(self, model) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
 
     def on_train_begin(self, logs: dict) -> None: ...
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
 
-    def on_batch_end(self, batch: int, logs: dict) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        """After each optimizer step, with ``logs = {"loss": batch loss, "size": batch size}``.
+
+        ``fit`` only calls it for callbacks that override it (the loop stays lean otherwise).
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
 
     def on_train_end(self, logs: dict) -> None: ...
+
+    def state_dict(self) -> dict:
+        """State to save in a training checkpoint: JSON values and ndarrays, by name."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (called after ``on_train_begin``)."""
 
 
 def _mode_for(monitor: str, mode: str) -> str:
@@ -47,9 +73,22 @@ class _Monitor:
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"`monitor` must be a string such as 'val_loss'. Received: {monitor!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
+            raise TypeError(
+                "Received an invalid value for `min_delta`, expected a non-negative number. "
+                f"Received: min_delta={min_delta!r}"
+            )
+        if not (math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(
+                "Received an invalid value for `min_delta`, expected a non-negative number. "
+                f"Received: min_delta={min_delta!r}"
+            )
         self.monitor = monitor
         self.mode = _mode_for(monitor, mode)
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = float(min_delta)
+        self.reset()
+
+    def reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def value(self, logs: dict) -> float:
@@ -61,13 +100,19 @@ class _Monitor:
         return float(logs[self.monitor])
 
     def improved(self, value: float) -> bool:
+        """Better than the best by more than ``min_delta`` (NaN never improves)."""
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    An epoch improves when ``value < best − min_delta`` (``mode="min"``) or
+    ``value > best + min_delta`` (``"max"``); the first epoch always improves on ±∞. After
+    ``patience`` epochs in a row without improvement, training stops (``patience=0``: at
+    the first epoch that does not improve).
 
     Parameters
     ----------
@@ -76,12 +121,19 @@ class EarlyStopping(Callback):
     patience : int
         Epochs without improvement before stopping.
     min_delta : float
-        The smallest change that counts as an improvement.
+        The smallest change that counts as an improvement, ≥ 0.
     mode : {"auto", "min", "max"}
         Direction of improvement; ``auto`` maximises accuracy-like names, minimises others.
     restore_best_weights : bool
         At the end of training, whether it stopped early or ran all epochs, put back the
         weights (θ and layer buffers) of the best epoch.
+
+    Attributes
+    ----------
+    best : float
+        The best value seen.
+    best_epoch, stopped_epoch : int or None
+        0-based epoch indices of the best value and of the stop (None if it did not stop).
     """
 
     def __init__(
@@ -99,19 +151,26 @@ class EarlyStopping(Callback):
             )
         self._tracker = _Monitor(monitor, mode, min_delta)
         self.patience = patience
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = bool(restore_best_weights)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._tracker.reset()
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
         self._best_state: list[np.ndarray] | None = None
 
     @property
+    def monitor(self) -> str:
+        return self._tracker.monitor
+
+    @property
     def best(self) -> float:
         return self._tracker.best
 
     def on_train_begin(self, logs: dict) -> None:
-        self.wait = 0
-        self.stopped_epoch = None
+        self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         value = self._tracker.value(logs)
@@ -120,7 +179,7 @@ class EarlyStopping(Callback):
             self.best_epoch = epoch
             self.wait = 0
             if self.restore_best_weights:
-                self._best_state = _snapshot(self.model)
+                self._best_state = _snapshot(self.model, self._best_state)
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -131,32 +190,75 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self._best_state is not None:
             _restore(self.model, self._best_state)
 
+    def state_dict(self) -> dict:
+        state = {
+            "best": self._tracker.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+        }
+        for i, array in enumerate(self._best_state or ()):
+            state[f"best_weights.{i}"] = array
+        return state
 
-def _snapshot(model) -> list[np.ndarray]:
-    """Copies of θ and of every layer buffer."""
+    def load_state_dict(self, state: dict) -> None:
+        self._tracker.best = float(state["best"])
+        self.wait = int(state["wait"])
+        self.best_epoch = state["best_epoch"]
+        self.stopped_epoch = state["stopped_epoch"]
+        arrays = []
+        while f"best_weights.{len(arrays)}" in state:
+            arrays.append(np.array(state[f"best_weights.{len(arrays)}"]))
+        self._best_state = arrays or None
+
+
+def _model_arrays(model) -> list[np.ndarray]:
+    """θ and every layer buffer: the model's whole state."""
     arrays = [model.theta]
     arrays += [a for layer in model.layers for a in layer.buffers().values()]
-    return [a.copy() for a in arrays]
+    return arrays
+
+
+def _snapshot(model, into: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Copies of θ and of every layer buffer, reusing the arrays of ``into`` if given."""
+    arrays = _model_arrays(model)
+    if into is None or [a.shape for a in into] != [a.shape for a in arrays]:
+        return [a.copy() for a in arrays]
+    for target, array in zip(into, arrays, strict=True):
+        target[...] = array
+    return into
 
 
 def _restore(model, state: list[np.ndarray]) -> None:
-    arrays = [model.theta]
-    arrays += [a for layer in model.layers for a in layer.buffers().values()]
-    for target, saved in zip(arrays, state, strict=True):
+    for target, saved in zip(_model_arrays(model), state, strict=True):
         target[...] = saved
 
 
 class ModelCheckpoint(Callback):
     """Save the model (atomically) at the end of every epoch, or only when it improves.
 
+    Runs after every other callback of ``fit``, so what it saves is the state the next epoch
+    starts from (for instance the learning rate a schedule has just set).
+
     Parameters
     ----------
     path : str or Path
-        The ``.npz`` file to write; ``{epoch}`` in the name is replaced by the epoch number.
+        The ``.npz`` file to write; ``{epoch}`` in the name is replaced by the epoch number
+        (counted from 1). Its directory must exist.
     monitor, mode : str
         What counts as better, as for :class:`EarlyStopping`, when ``save_best_only``.
     save_best_only : bool
-        Only overwrite the file when ``monitor`` improves.
+        Only write when ``monitor`` improves on the best value so far.
+    save_training_state : bool
+        Write a training checkpoint (:func:`nn.checkpoint.save_checkpoint`: the model plus
+        the optimizer's state, the epoch, ``model.rng``, the history and the callbacks'
+        state) that ``fit(..., resume_from=path)`` continues exactly. The file still loads
+        with ``nn.load`` as a plain model.
+
+    Attributes
+    ----------
+    saved_epochs : list of int
+        The 0-based epochs at which a file was written.
     """
 
     def __init__(
@@ -165,11 +267,25 @@ class ModelCheckpoint(Callback):
         monitor: str = "val_loss",
         save_best_only: bool = False,
         mode: str = "auto",
+        save_training_state: bool = False,
     ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"Received an invalid value for `path`, expected a file path. Received: {path!r}"
+            )
         self.path = path
-        self.save_best_only = save_best_only
+        self.save_best_only = bool(save_best_only)
+        self.save_training_state = bool(save_training_state)
         self._tracker = _Monitor(monitor, mode, 0.0)
         self.saved_epochs: list[int] = []
+
+    def on_train_begin(self, logs: dict) -> None:
+        directory = Path(self.path).parent
+        if not directory.is_dir():
+            raise ValueError(
+                f"ModelCheckpoint cannot write {str(self.path)!r}: the directory "
+                f"{str(directory)!r} does not exist"
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.save_best_only:
@@ -177,25 +293,82 @@ class ModelCheckpoint(Callback):
             if not self._tracker.improved(value):
                 return
             self._tracker.best = value
-        path = str(self.path).replace("{epoch}", str(epoch + 1))
-        self.model.save(path)
         self.saved_epochs.append(epoch)
+        path = str(self.path).replace("{epoch}", str(epoch + 1))
+        if self.save_training_state:
+            from nn.checkpoint import save_checkpoint
+
+            save_checkpoint(
+                path,
+                self.model,
+                self.params["optimizer"],
+                epoch=epoch + 1,
+                history=self.params.get("history"),
+                callbacks=self.params.get("callbacks", ()),
+            )
+        else:
+            self.model.save(path)
+
+    def state_dict(self) -> dict:
+        return {"best": self._tracker.best, "saved_epochs": list(self.saved_epochs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._tracker.best = float(state["best"])
+        self.saved_epochs = [int(e) for e in state["saved_epochs"]]
 
 
 class LearningRateScheduler(Callback):
     """Step an ``optim`` learning-rate schedule once per epoch.
 
     ``fit`` wraps schedule objects passed in ``callbacks`` in this callback automatically.
-    ``ReduceLROnPlateau``-style schedules receive the value of ``monitor``.
+    The rate a schedule sets at the end of epoch ``e`` is used in epoch ``e + 1``; History's
+    ``lr`` records the rate used during each epoch.
+
+    Parameters
+    ----------
+    scheduler : optim.LRScheduler
+    monitor : str, optional
+        For schedules that take a metric (``ReduceLROnPlateau``): the logged value passed to
+        ``step``. Default: ``"val_loss"`` when validating, else ``"loss"``.
     """
 
-    def __init__(self, scheduler, monitor: str = "val_loss") -> None:
+    def __init__(self, scheduler, monitor: str | None = None) -> None:
+        from optim.lr_scheduler import LRScheduler
+
+        if not isinstance(scheduler, LRScheduler):
+            raise TypeError(
+                "Received an invalid value for `scheduler`, expected an optim learning-rate "
+                f"schedule such as optim.StepLR(...). Received: {scheduler!r}"
+            )
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be a string such as 'val_loss'. Received: {monitor!r}")
         self.scheduler = scheduler
         self.monitor = monitor
 
+    def on_train_begin(self, logs: dict) -> None:
+        optimizer = self.params.get("optimizer")
+        if optimizer is not None and optimizer is not self.scheduler.optimizer:
+            raise ValueError(
+                f"The schedule {self.scheduler!r} sets the learning rate of another optimizer "
+                "than the one being trained; build it on the optimizer passed to fit"
+            )
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if getattr(self.scheduler, "needs_metric", False):
-            key = self.monitor if self.monitor in logs else "loss"
-            self.scheduler.step(logs[key])
+            key = self.monitor
+            if key is None:
+                key = "val_loss" if "val_loss" in logs else "loss"
+            elif key not in logs:
+                raise ValueError(
+                    f"{key!r} is not among the logged values {sorted(logs)}; pass validation "
+                    "data to monitor a val_ value, or monitor one that is logged"
+                )
+            self.scheduler.step(float(logs[key]))
         else:
             self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -43,12 +43,17 @@ class Accuracy(Metric):
         super().__init__()
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        target = np.asarray(target)
+        if target.shape not in ((len(pred),), pred.shape):
+            raise ValueError(
+                f"accuracy needs targets of shape ({len(pred)},) (labels) or {pred.shape} "
+                f"(one-hot rows) for predictions of shape {pred.shape}; received {target.shape}"
+            )
         if pred.shape[1] == 1:
             predicted = pred[:, 0] > self.threshold
-            labels = np.asarray(target).reshape(len(pred)) > 0.5
+            labels = target.reshape(len(pred)) > 0.5
         else:
             predicted = pred.argmax(axis=1)
-            target = np.asarray(target)
             labels = target.argmax(axis=1) if target.ndim == 2 else target
         self._total += int(np.count_nonzero(predicted == labels))
         self._count += len(pred)
@@ -90,7 +95,12 @@ def get_metric(metric: str | Metric) -> Metric:
     """A fresh metric for a name, or the given instance; ValueError lists valid names."""
     if isinstance(metric, Metric):
         return metric
-    if isinstance(metric, str) and metric.lower() in METRICS:
+    if not isinstance(metric, str):
+        raise TypeError(
+            f"Received an invalid value for `metrics`, expected names from {sorted(METRICS)} "
+            f"or Metric instances. Received: {metric!r} of type {type(metric).__name__}"
+        )
+    if metric.lower() in METRICS:
         return METRICS[metric.lower()]()
     raise ValueError(
         f"Received an invalid value for `metrics`, expected names from {sorted(METRICS)} "

@@ -1,15 +1,26 @@
-"""The training loop: fit, evaluate and the History they return."""
+"""The training loop: fit, evaluate and the History they return.
+
+``fit`` draws mini-batches into buffers it owns (so ``X`` may be memory-mapped and larger
+than memory), runs forward, the loss and backward, checks that the loss, the gradient and the
+new weights are finite, optionally clips ∇θ, and lets the optimizer update θ. At the end of
+each epoch it validates, records the epoch's values in :class:`History`, runs the callbacks
+(learning-rate schedules, early stopping, checkpoints) and, with ``checkpoint=``, writes a
+training checkpoint from which ``resume_from=`` continues bitwise exactly.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
+import numbers
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from nn.callbacks import Callback, LearningRateScheduler
+from nn.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 from nn.metrics import Metric, get_metric
 from nn.normalization import BatchNorm1d
 from nn.validation import (
@@ -21,12 +32,42 @@ from nn.validation import (
 
 
 class TrainingDivergedError(ArithmeticError):
-    """Training produced a non-finite loss or gradient; the model keeps its last finite θ."""
+    """Training produced a non-finite loss, gradient or weight; θ keeps its last finite value.
+
+    Attributes
+    ----------
+    epoch, batch : int
+        Where it happened, counted from 1 as in the message (``batch`` within the epoch).
+    step : int
+        The optimizer step of this ``fit`` call, counted from 1, that was refused.
+    quantity : {"loss", "gradient", "weights"}
+        What stopped being finite.
+    value : float
+        The offending value (the loss, or the first non-finite entry).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        epoch: int | None = None,
+        batch: int | None = None,
+        step: int | None = None,
+        quantity: str = "loss",
+        value: float = math.nan,
+    ) -> None:
+        super().__init__(message)
+        self.epoch, self.batch, self.step = epoch, batch, step
+        self.quantity, self.value = quantity, value
 
 
 @dataclass
 class History:
-    """Per-epoch values recorded by ``fit``: ``history["loss"]``, metrics, ``val_*``, ``lr``."""
+    """Per-epoch values recorded by ``fit``: ``history["loss"]``, metrics, ``val_*``, ``lr``.
+
+    ``epoch`` lists the (0-based) epoch indices in the order they were recorded; a resumed
+    run's history continues the checkpoint's.
+    """
 
     history: dict[str, list[float]] = field(default_factory=dict)
     epoch: list[int] = field(default_factory=list)
@@ -35,6 +76,9 @@ class History:
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
+
+
+# -- resolving arguments ---------------------------------------------------------------------
 
 
 def _resolve_loss(loss):
@@ -53,12 +97,28 @@ def _resolve_optimizer(optimizer, model):
             "Received an invalid value for `optimizer`, expected an optim.Optimizer or a name "
             f"such as 'sgd' or 'adam'. Received: optimizer={optimizer!r}"
         )
+    if not any(np.may_share_memory(data, model.theta) for data, _ in optimizer.vectors):
+        raise ValueError(
+            "Received an invalid value for `optimizer`: it updates parameters that are not "
+            "this model's (was it built on another model's parameters?). Build it with "
+            "optimizer=optim.SGD(model.parameters(), lr=...) on the model you fit."
+        )
     return optimizer
 
 
 def _resolve_callbacks(callbacks: Iterable) -> list[Callback]:
+    """Callbacks in the order they run: schedules wrapped, checkpoints moved to the end.
+
+    A :class:`ModelCheckpoint` runs after every other callback, so the state it saves (for
+    instance the learning rate a schedule has just set) is the one the next epoch starts from.
+    """
     from optim.lr_scheduler import LRScheduler
 
+    if isinstance(callbacks, (Callback, LRScheduler)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            "Received an invalid value for `callbacks`, expected a list of Callback or "
+            f"learning-rate schedule instances. Received: callbacks={callbacks!r}"
+        )
     resolved = []
     for cb in callbacks:
         if isinstance(cb, LRScheduler):
@@ -69,7 +129,7 @@ def _resolve_callbacks(callbacks: Iterable) -> list[Callback]:
                 f"schedule instances. Received: {cb!r}"
             )
         resolved.append(cb)
-    return resolved
+    return sorted(resolved, key=lambda cb: isinstance(cb, ModelCheckpoint))
 
 
 def _check_targets(y: object, loss, name: str = "y") -> np.ndarray:
@@ -88,41 +148,170 @@ def _check_targets(y: object, loss, name: str = "y") -> np.ndarray:
     return y
 
 
-class _Batches:
-    """Mini-batches of (X, y) gathered into reusable buffers of the model's dtype.
+def _n_outputs(model) -> int | None:
+    """The number of output columns, when the model declares its input features."""
+    n = model.n_features
+    if n is None:
+        return None
+    for layer in model.layers:
+        n = layer.output_features(n)
+    return n
 
-    The data set is never copied whole: each batch is gathered with ``np.take`` from rows
-    in sorted order (friendly to memory-mapped files), so X may be larger than memory.
+
+def _check_labels(y: np.ndarray, loss, model, name: str = "y") -> None:
+    """Class labels for CrossEntropy: whole numbers in [0, n_outputs), checked up front.
+
+    The loss checks each batch too, but only when it reaches it: a bad label in the last
+    batch would otherwise stop training after most of an epoch.
+    """
+    from losses import CrossEntropy
+
+    if not isinstance(loss, CrossEntropy) or y.ndim != 1:
+        return
+    n_classes = _n_outputs(model)
+    if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
+        i = int(np.flatnonzero(y != np.floor(y))[0])
+        raise ValueError(
+            f"{name} must hold integer class labels for CrossEntropy, but {name}[{i}] is "
+            f"{y[i].item()!r}"
+        )
+    low, high = y.min(), y.max()
+    if low < 0 or (n_classes is not None and high >= n_classes):
+        i = int(np.flatnonzero((y < 0) | (y >= (n_classes or np.inf)))[0])
+        raise ValueError(
+            f"{name} has a class label out of range: {name}[{i}] is {y[i].item()!r}, but the "
+            f"model has {n_classes} outputs, so labels must lie in 0..{(n_classes or 0) - 1}"
+        )
+
+
+def _check_sample_weight(sample_weight: object, n: int, dtype: np.dtype, name: str):
+    """``sample_weight`` as a finite, non-negative ``(n,)`` array of the model's dtype."""
+    if sample_weight is None:
+        return None
+    sw = check_array(sample_weight, name, ndim=1)
+    if sw.shape != (n,):
+        raise ValueError(
+            f"{name} must have shape ({n},), one weight per sample, but has shape {sw.shape}"
+        )
+    if sw.min() < 0:
+        i = int(np.flatnonzero(sw < 0)[0])
+        raise ValueError(f"{name} must be non-negative, but {name}[{i}] is {sw[i].item()!r}")
+    return np.asarray(sw, dtype=dtype)
+
+
+def _check_clip(clip: object) -> float | None:
+    if clip is None:
+        return None
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
+        raise TypeError(
+            "Received an invalid value for `clip_grad_norm`, expected a positive number or "
+            f"None. Received: clip_grad_norm={clip!r}"
+        )
+    if not (math.isfinite(clip) and clip > 0):
+        raise ValueError(
+            "Received an invalid value for `clip_grad_norm`, expected a positive finite "
+            f"number. Received: clip_grad_norm={clip!r}"
+        )
+    return float(clip)
+
+
+def _check_path(name: str, path: object) -> None:
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected a file path. "
+            f"Received: {name}={path!r}"
+        )
+
+
+def _split_validation(X, y, sw, validation_data, validation_split, loss, model):
+    """(training X, y, weights) and the validation triple (or None), all checked."""
+    if validation_data is not None and validation_split:
+        raise ValueError("Pass either `validation_data` or `validation_split`, not both")
+    if validation_split:
+        n_val = int(math.ceil(len(X) * validation_split))
+        if n_val >= len(X):
+            raise ValueError(f"validation_split={validation_split} leaves no training samples")
+        val = (X[-n_val:], y[-n_val:], None if sw is None else sw[-n_val:])
+        X, y = X[:-n_val], y[:-n_val]
+        sw = None if sw is None else sw[:-n_val]
+        return X, y, sw, val
+    if validation_data is None:
+        return X, y, sw, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "`validation_data` must be a tuple (X_val, y_val) or (X_val, y_val, "
+            f"sample_weight_val). Received: {type(validation_data).__name__}"
+        )
+    X_val = check_array(validation_data[0], "X_val", n_features=model.n_features)
+    y_val = _check_targets(validation_data[1], loss, "y_val")
+    check_same_length(X_val, y_val, "X_val", "y_val")
+    _check_labels(y_val, loss, model, "y_val")
+    sw_val = None
+    if len(validation_data) == 3:
+        sw_val = _check_sample_weight(
+            validation_data[2], len(X_val), model.dtype, "sample_weight_val"
+        )
+    return X, y, sw, (X_val, y_val, sw_val)
+
+
+# -- mini-batches ----------------------------------------------------------------------------
+
+
+class _Batches:
+    """Mini-batches of (X, y, sample weights) gathered into reusable buffers.
+
+    The data set is never copied whole: each batch's rows are gathered with ``np.take`` in
+    sorted order (friendly to memory-mapped files) into a buffer of X's own dtype, then cast
+    into a buffer of the model's dtype, so X may be larger than memory and no batch is
+    promoted to float64. Labels keep their dtype; weights are in the model's dtype.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, dtype: np.dtype) -> None:
-        self.X, self.y, self.batch_size, self.dtype = X, y, batch_size, dtype
-        self._xbuf = np.empty((batch_size,) + X.shape[1:], dtype=dtype)
-        self._ybuf = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+    def __init__(self, X, y, w, batch_size: int, dtype: np.dtype) -> None:
+        self.X, self.y, self.w, self.batch_size = X, y, w, batch_size
+        size = (batch_size,)
+        self._xbuf = np.empty(size + X.shape[1:], dtype=dtype)
+        self._xraw = None if X.dtype == dtype else np.empty(size + X.shape[1:], dtype=X.dtype)
+        self._ybuf = np.empty(size + y.shape[1:], dtype=y.dtype)
+        self._wbuf = None if w is None else np.empty(size, dtype=w.dtype)
+        self._rows = np.empty(size, dtype=np.intp)
 
     def __len__(self) -> int:
         return -(-len(self.X) // self.batch_size)
 
     def __call__(self, order: np.ndarray | None):
-        n, size = len(self.X), self.batch_size
+        """Yield ``(xb, yb, wb)`` batch by batch (``wb`` is None without weights).
+
+        The arrays are the shared buffers (or views of them): valid until the next batch.
+        """
+        X, y, w = self.X, self.y, self.w
+        n, size = len(X), self.batch_size
         for start in range(0, n, size):
             stop = min(start + size, n)
-            xb, yb = self._xbuf[: stop - start], self._ybuf[: stop - start]
+            k = stop - start
+            xb, yb = self._xbuf[:k], self._ybuf[:k]
+            wb = None if w is None else self._wbuf[:k]
             if order is None:
-                xb[...] = self.X[start:stop]
-                yb[...] = self.y[start:stop]
+                xb[...] = X[start:stop]
+                yb[...] = y[start:stop]
+                if wb is not None:
+                    wb[...] = w[start:stop]
             else:
-                rows = np.sort(order[start:stop])
-                self._take(self.X, rows, xb)
-                np.take(self.y, rows, axis=0, out=yb)
-            yield xb, yb
+                rows = self._rows[:k]
+                rows[...] = order[start:stop]
+                rows.sort()
+                if self._xraw is None:
+                    np.take(X, rows, axis=0, out=xb)
+                else:  # read the rows in X's dtype, then cast into the model's
+                    raw = self._xraw[:k]
+                    np.take(X, rows, axis=0, out=raw)
+                    np.copyto(xb, raw, casting="unsafe")
+                np.take(y, rows, axis=0, out=yb)
+                if wb is not None:
+                    np.take(w, rows, out=wb)
+            yield xb, yb, wb
 
-    @staticmethod
-    def _take(source: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
-        if source.dtype == out.dtype:
-            np.take(source, rows, axis=0, out=out)
-        else:  # another dtype: read the rows, then cast into the buffer
-            out[...] = source[rows]
+
+# -- the loop --------------------------------------------------------------------------------
 
 
 def fit(
@@ -136,92 +325,173 @@ def fit(
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int | None = None,
-    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    validation_data: tuple | None = None,
     validation_split: float = 0.0,
     metrics: Sequence[str | Metric] = (),
     callbacks: Sequence = (),
     progress: bool | None = None,
     clip_grad_norm: float | None = None,
+    sample_weight: np.ndarray | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
 ) -> History:
-    """Train ``model`` by mini-batch gradient descent; see :meth:`Sequential.fit`."""
+    """Train ``model`` by mini-batch gradient descent and return the per-epoch History.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : array_like, shape (n_samples, n_features)
+        May be a ``np.memmap`` (or ``np.load(..., mmap_mode="r")``) larger than memory:
+        batches are gathered into a reused buffer and cast to the model's dtype.
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+        Class labels ``(N,)`` for CrossEntropy (checked against the number of outputs up
+        front); any other loss compares with the output, a 1-D y as one column.
+    loss : Loss or str
+    optimizer : Optimizer or str
+        Built on ``model.parameters()``. A full-batch optimizer (:class:`optim.LBFGS`) is
+        called once per epoch on the whole training set.
+    epochs : int
+        The epoch to train up to; a resumed run continues from the checkpoint's epoch.
+    batch_size : int, default 32
+        The last batch of an epoch holds the remaining samples.
+    shuffle : bool, default True
+        A new permutation each epoch, drawn from ``model.rng``.
+    seed : int, optional
+        Re-seed ``model.rng`` (shuffling, dropout masks) first: same seed, same data and
+        same initial model give bitwise the same θ and history.
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+    validation_split : float, default 0
+        Hold out the last fraction of the samples (before shuffling) for validation.
+    metrics : sequence of str or Metric
+        ``"accuracy"``, ``"mae"``, ``"mse"``; logged per epoch (running over the epoch's
+        batches), and with a ``val_`` prefix when validating.
+    callbacks : sequence of Callback or learning-rate schedule
+        Schedules are wrapped in :class:`~nn.LearningRateScheduler` (stepped once per epoch;
+        ``ReduceLROnPlateau`` gets ``val_loss``, or ``loss`` without validation).
+    progress : bool or None
+        ``None``: a tqdm bar per epoch on a terminal, plus one plain line per epoch on
+        stderr (the only output when stderr is not a terminal); ``True``: the bar and the
+        lines; ``False``: silent.
+    clip_grad_norm : float, optional
+        Before each step, ∇θ ← ∇θ · c / (‖∇θ‖ + 1e-6) when ‖∇θ‖ > c, as
+        :func:`optim.clip_grad_norm`.
+    sample_weight : array_like, shape (n_samples,), optional
+        Non-negative finite weights, passed per batch as
+        ``loss.forward(pred, target, sample_weight=...)``: with ``reduction="mean"`` each
+        sample's loss is multiplied by its weight and the denominator stays the unweighted
+        one (Keras's ``sum_over_batch_size``). Metrics are unweighted.
+    checkpoint : path, optional
+        Write a training checkpoint there (atomically) after every epoch: the model, the
+        optimizer's state, the epoch, ``model.rng``'s state, the history and the callbacks'
+        state (see :mod:`nn.checkpoint`).
+    resume_from : path, optional
+        A checkpoint to continue from: restores θ and the layers' buffers into ``model``,
+        the optimizer's state into ``optimizer``, ``model.rng`` (``seed`` is then ignored),
+        the history and the state of callbacks passed in the same order, then trains from
+        the checkpoint's epoch up to ``epochs``. 2 epochs, save, resume to 4 gives bitwise
+        the θ of 4 epochs in one run.
+
+    Returns
+    -------
+    History
+        ``history.history["loss"]``, metrics, ``val_*`` and ``lr`` (the rate used during the
+        epoch) per epoch.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss, the gradient or the updated weights stop being finite; θ keeps its
+        last finite value (the optimizer's moments are not rolled back).
+    """
     loss = _resolve_loss(loss)
     X = check_array(X, "X", n_features=model.n_features)
     y = _check_targets(y, loss)
     check_same_length(X, y)
+    _check_labels(y, loss, model)
+    sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     validation_split = check_fraction("validation_split", validation_split)
+    clip = _check_clip(clip_grad_norm)
+    _check_path("checkpoint", checkpoint)
+    _check_path("resume_from", resume_from)
     optimizer = _resolve_optimizer(optimizer, model)
+    if clip is not None and optimizer.full_batch:
+        raise ValueError(
+            f"`clip_grad_norm` does not apply to {type(optimizer).__name__}, which minimises "
+            "the full-batch loss with its own line search"
+        )
     metric_objs = [get_metric(m) for m in metrics]
-    callbacks = _resolve_callbacks(callbacks)
-
-    if validation_data is not None and validation_split:
-        raise ValueError("Pass either `validation_data` or `validation_split`, not both")
-    if validation_split:
-        n_val = int(math.ceil(len(X) * validation_split))
-        if n_val >= len(X):
-            raise ValueError(f"validation_split={validation_split} leaves no training samples")
-        validation_data = (X[-n_val:], y[-n_val:])
-        X, y = X[:-n_val], y[:-n_val]
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("`validation_data` must be a tuple (X_val, y_val)")
-        X_val = check_array(validation_data[0], "X_val", n_features=model.n_features)
-        y_val = _check_targets(validation_data[1], loss, "y_val")
-        check_same_length(X_val, y_val, "X_val", "y_val")
-
+    user_callbacks = list(_resolve_callbacks(callbacks))
+    if checkpoint is not None:
+        user_callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
+    callbacks = user_callbacks
+    X, y, sample_weight, val = _split_validation(
+        X, y, sample_weight, validation_data, validation_split, loss, model
+    )
     if len(X) % batch_size == 1 and any(isinstance(la, BatchNorm1d) for la in model.layers):
         raise ValueError(
             f"With {len(X)} training samples and batch_size={batch_size} the last batch holds "
             "1 sample, which BatchNorm1d cannot normalise in training; choose another batch_size"
         )
-    if seed is not None:
-        model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
-    rng = model.rng
-    batches = _Batches(X, y, min(batch_size, len(X)), model.dtype)
-    show_lines = progress is not False
-    show_bar = progress is True or (progress is None and sys.stderr.isatty())
+
+    batches = _Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype)
+    trainer = _Trainer(model, loss, optimizer, batches, metric_objs, clip, callbacks)
     history = History()
     model.stop_training = False
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "steps": len(batches),
+        "optimizer": optimizer,
+        "history": history,
+        "callbacks": callbacks,
+    }
     for cb in callbacks:
         cb.set_model(model)
+        cb.set_params(params)
         cb.on_train_begin({})
 
+    initial_epoch = 0
+    if resume_from is not None:
+        from nn.checkpoint import restore_checkpoint
+
+        restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
+        initial_epoch = restored.epoch
+        history.history, history.epoch = restored.history.history, restored.history.epoch
+    elif seed is not None:
+        model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+
+    show_lines = progress is not False
+    show_bar = progress is True or (progress is None and sys.stderr.isatty())
+    val_metrics = [copy.deepcopy(m) for m in metric_objs]
     model.train()
     try:
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
-            order = rng.permutation(len(X)) if shuffle else None
             for m in metric_objs:
                 m.reset()
-            bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
-            if getattr(optimizer, "full_batch", False):
-                epoch_loss = _full_batch_epoch(model, loss, optimizer, batches, epoch)
-                for m in metric_objs:
-                    m.reset()
+            if optimizer.full_batch:
+                epoch_loss = trainer.full_batch_epoch(epoch)
+                bar = None
             else:
-                epoch_loss = _run_epoch(
-                    model, loss, optimizer, batches, order, epoch, metric_objs, bar, clip_grad_norm
-                )
+                order = model.rng.permutation(len(X)) if shuffle else None
+                bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
+                epoch_loss = trainer.epoch(epoch, order, bar)
             logs = {"loss": epoch_loss}
             logs.update({m.name: m.result() for m in metric_objs})
-            if validation_data is not None:
-                val = evaluate(
-                    model,
-                    X_val,
-                    y_val,
-                    loss=loss,
-                    metrics=[type(m)() for m in metric_objs],
-                    batch_size=max(batch_size, 256),
+            if val is not None:
+                results = _evaluate_batches(
+                    model, *val, loss, val_metrics, max(batch_size, 256)
                 )
-                logs.update({f"val_{k}": v for k, v in val.items()})
+                logs.update({f"val_{k}": v for k, v in results.items()})
                 model.train()
             logs["lr"] = float(optimizer.lr)
             _end_epoch_output(bar, logs, epoch, epochs, show_lines)
+            history.record(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
-            history.record(epoch, logs)
             if model.stop_training:
                 break
     finally:
@@ -231,60 +501,155 @@ def fit(
     return history
 
 
-def _run_epoch(model, loss, optimizer, batches, order, epoch, metric_objs, bar, clip_norm):
-    """One pass over the data; returns the mean loss over samples."""
-    total, seen = 0.0, 0
-    theta_grad = model.theta_grad
-    for step, (xb, yb) in enumerate(batches(order)):
-        model.zero_grad()
-        pred = model.forward(xb)
-        value = loss.forward(pred, yb)
-        if not math.isfinite(value):
-            raise TrainingDivergedError(
-                f"Training diverged at epoch {epoch + 1}, batch {step + 1}: loss is {value}. "
-                "The model keeps the weights of the previous step; lower the learning rate."
-            )
-        for m in metric_objs:
-            m.update(pred, yb)
-        model.backward(loss.backward(), input_grad=False)
-        grad_norm_sq = float(np.dot(theta_grad, theta_grad))  # one BLAS pass
-        if not math.isfinite(grad_norm_sq):
-            raise TrainingDivergedError(
-                f"Training diverged at epoch {epoch + 1}, batch {step + 1}: the gradient is "
-                "not finite. The model keeps the weights of the previous step."
-            )
-        if clip_norm is not None and grad_norm_sq > clip_norm * clip_norm:
-            theta_grad *= clip_norm / (math.sqrt(grad_norm_sq) + 1e-6)
-        optimizer.step()
-        total += value * len(xb)
-        seen += len(xb)
-        if bar is not None:
-            bar.update(1)
-            if step % 16 == 0:
-                bar.set_postfix_str(f"loss={total / seen:.4f}", refresh=False)
-    return total / seen
+class _Trainer:
+    """The per-step work of ``fit``, with the buffers it reuses across steps.
+
+    Every step: ∇θ ← 0, forward, loss, metrics, backward, a finite check of ‖∇θ‖² (one dot
+    product), optional clipping, a copy of θ into a backup buffer, the optimizer step, and a
+    finite check of ‖θ‖² (one dot product). The backup is what lets a step that overflows θ
+    be undone. Nothing here allocates per step or loops over parameters in Python.
+    """
+
+    def __init__(self, model, loss, optimizer, batches, metrics, clip, callbacks) -> None:
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.batches, self.metrics, self.clip = batches, metrics, clip
+        self.batch_callbacks = [
+            cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
+        ]
+        self.backup = np.empty_like(model.theta)
+        self.step = 0  # optimizer steps taken in this fit call
+
+    def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
+        """One pass over the data; returns the mean loss over samples."""
+        model, loss, optimizer, metrics = self.model, self.loss, self.optimizer, self.metrics
+        theta, theta_grad, backup, clip = model.theta, model.theta_grad, self.backup, self.clip
+        total, seen = 0.0, 0
+        for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
+            model.zero_grad()
+            pred = model.forward(xb)
+            value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
+            if not math.isfinite(value):
+                raise self._diverged(epoch, batch, "loss", value)
+            for m in metrics:
+                m.update(pred, yb)
+            model.backward(loss.backward(), input_grad=False)
+            norm_sq = float(np.dot(theta_grad, theta_grad))  # one BLAS pass
+            if not math.isfinite(norm_sq):
+                norm_sq = self._check_gradient(epoch, batch)
+            if clip is not None:
+                norm = math.sqrt(norm_sq)
+                if norm > clip:  # optim.clip_grad_norm's rule
+                    theta_grad *= clip / (norm + 1e-6)
+            np.copyto(backup, theta)
+            optimizer.step()
+            self.step += 1
+            if not math.isfinite(float(np.dot(theta, theta))):
+                self._check_weights(epoch, batch)
+            total += value * len(xb)
+            seen += len(xb)
+            if bar is not None:
+                bar.update(1)
+                if batch % 16 == 1:
+                    bar.set_postfix_str(f"loss={total / seen:.4f}", refresh=False)
+            if self.batch_callbacks:
+                logs = {"loss": value, "size": len(xb)}
+                for cb in self.batch_callbacks:
+                    cb.on_batch_end(batch - 1, logs)
+                if model.stop_training:
+                    break
+        return total / seen
+
+    def full_batch_epoch(self, epoch: int) -> float:
+        """One call of a full-batch optimizer (L-BFGS) on the whole training set."""
+        model, loss, batches = self.model, self.loss, self.batches
+        n = len(batches.X)
+        rng_state = model.rng.bit_generator.state
+        start = model.theta.copy()
+
+        def closure() -> float:
+            model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
+            model.zero_grad()
+            total = 0.0
+            for xb, yb, wb in batches(None):
+                pred = model.forward(xb)
+                value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
+                grad = loss.backward()
+                grad *= len(xb) / n  # the full-batch mean is the size-weighted batch means' mean
+                model.backward(grad, input_grad=False)
+                total += value * len(xb) / n
+            if not math.isfinite(total):
+                model.theta[...] = start
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: the full-batch loss is {total}. "
+                    "θ is restored to its value before this epoch.",
+                    epoch=epoch + 1,
+                    step=self.step + 1,
+                    quantity="loss",
+                    value=total,
+                )
+            return total
+
+        value = float(self.optimizer.step(closure))
+        self.step += 1
+        if self.metrics:  # the metrics at the final θ, with the objective's dropout masks
+            model.rng.bit_generator.state = rng_state
+            for xb, yb, _ in batches(None):
+                pred = model.forward(xb)
+                for m in self.metrics:
+                    m.update(pred, yb)
+        return value
+
+    # -- divergence (off the hot path) --------------------------------------------------------
+    def _diverged(self, epoch, batch, quantity, value, detail=""):
+        what = {
+            "loss": f"the loss is {value}",
+            "gradient": f"the gradient is not finite{detail}",
+            "weights": f"the step made the weights non-finite{detail}",
+        }[quantity]
+        return TrainingDivergedError(
+            f"Training diverged at epoch {epoch + 1}, batch {batch} (step {self.step + 1}): "
+            f"{what}. The model keeps its weights from before this step; lower the learning "
+            "rate, clip gradients (clip_grad_norm=) or check the data.",
+            epoch=epoch + 1,
+            batch=batch,
+            step=self.step + 1,
+            quantity=quantity,
+            value=float(value),
+        )
+
+    def _first_bad(self, which: str) -> tuple[float, str]:
+        """The first non-finite entry of θ or ∇θ and the parameter holding it."""
+        for i, layer in enumerate(self.model.layers):
+            for p in layer.parameters():
+                array = p.data if which == "data" else p.grad
+                bad = ~np.isfinite(array)
+                if bad.any():
+                    value = float(array[np.unravel_index(np.argmax(bad), array.shape)])
+                    return value, f" (first {value} in {p.name} of layer {i}, {layer!r})"
+        return math.nan, ""
+
+    def _check_gradient(self, epoch: int, batch: int) -> float:
+        """‖∇θ‖² computed without overflow, or raise if ∇θ holds NaN or ±inf."""
+        from optim._vectors import vector_norm
+
+        grad = self.model.theta_grad
+        if not np.isfinite(grad).all():
+            value, detail = self._first_bad("grad")
+            raise self._diverged(epoch, batch, "gradient", value, detail)
+        return vector_norm(grad) ** 2  # finite entries whose squares overflowed
+
+    def _check_weights(self, epoch: int, batch: int) -> None:
+        """Undo the step and raise if θ holds NaN or ±inf (not if only ‖θ‖² overflowed)."""
+        theta = self.model.theta
+        if np.isfinite(theta).all():
+            return
+        value, detail = self._first_bad("data")
+        theta[...] = self.backup
+        self.step -= 1
+        raise self._diverged(epoch, batch, "weights", value, detail)
 
 
-def _full_batch_epoch(model, loss, optimizer, batches, epoch) -> float:
-    """One call of a full-batch optimizer (L-BFGS) on the whole training set."""
-    n = len(batches.X)
-    rng_state = model.rng.bit_generator.state
-
-    def closure() -> float:
-        model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
-        model.zero_grad()
-        total = 0.0
-        for xb, yb in batches(None):
-            value = loss.forward(model.forward(xb), yb)
-            grad = loss.backward()
-            grad *= len(xb) / n  # the full-batch mean is the size-weighted mean of batch means
-            model.backward(grad, input_grad=False)
-            total += value * len(xb) / n
-        if not math.isfinite(total):
-            raise TrainingDivergedError(f"Training diverged at epoch {epoch + 1}: loss {total}")
-        return total
-
-    return float(optimizer.step(closure))
+# -- evaluation ------------------------------------------------------------------------------
 
 
 def evaluate(
@@ -295,39 +660,67 @@ def evaluate(
     loss=None,
     metrics: Sequence[str | Metric] = (),
     batch_size: int = 1024,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of ``model`` on (X, y), in evaluation mode, batch by batch.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, n_features)
+        May be memory-mapped; read and cast batch by batch.
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+    loss : Loss or str, optional
+    metrics : sequence of str or Metric
+    batch_size : int, default 1024
+    sample_weight : array_like, shape (n_samples,), optional
+        Weights of the loss (as in ``fit``); metrics are unweighted.
 
     Returns
     -------
     dict
-        ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given).
+        ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given): the loss is
+        the size-weighted mean of the batch losses, i.e. the loss of the whole set.
     """
     loss = _resolve_loss(loss) if loss is not None else None
     X = check_array(X, "X", n_features=model.n_features)
     y = _check_targets(y, loss)
     check_same_length(X, y)
+    _check_labels(y, loss, model)
+    sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
     batch_size = check_positive_int("batch_size", batch_size)
     metric_objs = [get_metric(m) for m in metrics]
-    for m in metric_objs:
-        m.reset()
     was_training = model.training
     model.eval()
-    total = 0.0
     try:
-        for start in range(0, len(X), batch_size):
-            xb = np.asarray(X[start : start + batch_size], dtype=model.dtype)
-            yb = np.asarray(y[start : start + batch_size])
-            pred = model.forward(xb)
-            if loss is not None:
-                total += loss.forward(pred, yb) * len(xb)
-            for m in metric_objs:
-                m.update(pred, yb)
+        return _evaluate_batches(model, X, y, sample_weight, loss, metric_objs, batch_size)
     finally:
         model.train(was_training)
+
+
+def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[str, float]:
+    """``evaluate`` on checked inputs, in evaluation mode (the caller restores the mode)."""
+    model.eval()
+    for m in metric_objs:
+        m.reset()
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        stop = start + batch_size
+        xb = np.asarray(X[start:stop], dtype=model.dtype)
+        yb = np.asarray(y[start:stop])
+        pred = model.forward(xb)
+        if loss is not None:
+            if sw is None:
+                total += loss.forward(pred, yb) * len(xb)
+            else:
+                total += loss.forward(pred, yb, sw[start:stop]) * len(xb)
+        for m in metric_objs:
+            m.update(pred, yb)
     results = {"loss": total / len(X)} if loss is not None else {}
     results.update({m.name: m.result() for m in metric_objs})
     return results
+
+
+# -- progress output -------------------------------------------------------------------------
 
 
 def _progress_bar(epoch: int, epochs: int, n_batches: int):
