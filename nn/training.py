@@ -472,13 +472,16 @@ def fit(
                 cb.on_epoch_begin(epoch, {})
             for m in metric_objs:
                 m.reset()
-            if optimizer.full_batch:
-                epoch_loss = trainer.full_batch_epoch(epoch)
-                bar = None
-            else:
-                order = model.rng.permutation(len(X)) if shuffle else None
-                bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
-                epoch_loss = trainer.epoch(epoch, order, bar)
+            # Overflow is checked explicitly (TrainingDivergedError), so numpy's warnings
+            # about it would only repeat that, or flag harmless saturation (exp of -1000).
+            with np.errstate(over="ignore"):
+                if optimizer.full_batch:
+                    epoch_loss = trainer.full_batch_epoch(epoch)
+                    bar = None
+                else:
+                    order = model.rng.permutation(len(X)) if shuffle else None
+                    bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
+                    epoch_loss = trainer.epoch(epoch, order, bar)
             logs = {"loss": epoch_loss}
             logs.update({m.name: m.result() for m in metric_objs})
             if val is not None:
