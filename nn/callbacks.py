@@ -310,6 +310,8 @@ class ModelCheckpoint(Callback):
             self.model.save(path)
 
     def state_dict(self) -> dict:
+        if not self.save_best_only:
+            return {}  # nothing to carry over: every epoch is saved
         return {"best": self._tracker.best, "saved_epochs": list(self.saved_epochs)}
 
     def load_state_dict(self, state: dict) -> None:

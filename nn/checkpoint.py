@@ -210,6 +210,12 @@ def restore_checkpoint(
         )
     probe = copy.deepcopy(model.rng.bit_generator)
     _set_rng_of(probe, info["rng"], path)
+    saved_kind = info["optimizer"]["optimizer"]
+    if saved_kind != type(optimizer).__name__:
+        raise ValueError(
+            f"{path}: the checkpoint was saved with optimizer {saved_kind!r}; resume with a new "
+            f"{saved_kind} of the same hyperparameters, not {type(optimizer).__name__}"
+        )
     optimizer.load_state_dict(info["optimizer"])
     for i, cb in enumerate(callbacks):
         saved_state = info["callbacks"].get(f"{i}.{type(cb).__name__}")
