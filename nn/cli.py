@@ -41,6 +41,38 @@ class UserError(Exception):
     """A mistake in the command line or its files: reported in one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2), like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _number(low: float, high: float, *, low_open: bool, what: str):
+    """An argparse type for a finite float in the interval (or [) low, high)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > low if low_open else value >= low) or not value < high:
+            raise argparse.ArgumentTypeError(f"expected {what}, received {text!r}")
+        return value
+
+    return parse
+
+
 def build_mlp(
     n_features: int,
     hidden: Sequence[int],
@@ -95,6 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
             raise UserError("--task classify needs integer class labels 0..C-1 in the last column")
         n_outputs = int(y.max()) + 1
+        if n_outputs < 2:
+            raise UserError("--task classify needs at least two classes; all labels are 0")
         loss, metrics = losses.CrossEntropy(), ["accuracy"]
     else:
         y = y.astype(np.float32).reshape(len(y), -1)
@@ -135,9 +169,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_and_data(args) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
+def _model_and_data(
+    args, labels: bool
+) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
+    """The saved model and the data; without ``labels``, a CSV may hold features only."""
     model = load(args.model)
     X, y = _load(args.data)
+    if not labels and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
+        X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature
+        y = None
     if X.shape[1] != model.n_features:
         raise UserError(
             f"{args.data or 'the digits'} has {X.shape[1]} features, but the model "
@@ -149,7 +189,7 @@ def _model_and_data(args) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import losses
 
-    model, X, y = _model_and_data(args)
+    model, X, y = _model_and_data(args, labels=True)
     if y is None:
         raise UserError(f"{args.data}: evaluation needs labels")
     n_outputs = model.predict(X[:1]).shape[1]
@@ -167,7 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    model, X, _ = _model_and_data(args)
+    model, X, _ = _model_and_data(args, labels=False)
     out = model.predict(X)
     if out.shape[1] > 1:
         values, fmt = out.argmax(axis=1).reshape(-1, 1), "%d"
@@ -182,7 +222,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chainrule", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="chainrule", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an MLP (default: the bundled digits)")
@@ -190,11 +230,20 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden sizes, e.g. 128,64")
     train.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(ACTIVATIONS))
     train.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=OPTIMIZERS)
-    train.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    train.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
-    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    train.add_argument("--test-size", type=float, default=0.2)
+    positive = _number(0.0, float("inf"), low_open=True, what="a positive number")
+    train.add_argument("--lr", type=positive, default=DEFAULTS["lr"])
+    train.add_argument(
+        "--weight-decay",
+        type=_number(0.0, float("inf"), low_open=False, what="a non-negative number"),
+        default=DEFAULTS["weight_decay"],
+    )
+    train.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"])
+    train.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
+    train.add_argument(
+        "--test-size",
+        type=_number(0.0, 1.0, low_open=True, what="a fraction in (0, 1)"),
+        default=0.2,
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="model.npz", help="where to save the model")
     train.add_argument(

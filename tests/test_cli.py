@@ -1,0 +1,185 @@
+"""The ``chainrule`` command end to end: train, evaluate, predict; user errors in one line.
+
+The main runs go through a subprocess (``python -m nn``) exactly as a user starts it. The
+error cases run ``nn.cli.main`` in-process (any uncaught exception would fail the test just
+as a traceback would), and a few of them also in a subprocess.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nn
+from nn import cli, data
+
+
+def run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "nn", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def assert_ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """`chainrule train --epochs 2` on the bundled digits, run once for the module."""
+    cwd = tmp_path_factory.mktemp("digits")
+    result = run("train", "--epochs", 2, "--out", "digits.npz", cwd=cwd)
+    return cwd, result
+
+
+def test_train_on_the_bundled_digits(digits_model):
+    cwd, result = digits_model
+    assert_ok(result)
+    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", result.stdout).group(1))
+    assert accuracy > 0.85  # two epochs already learn most of it
+    assert "saved the model to digits.npz" in result.stdout
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("Epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]  # log lines, no tty
+    model = nn.load(cwd / "digits.npz")
+    assert model.n_features == 64 and model.predict(np.zeros((1, 64))).shape == (1, 10)
+    assert isinstance(model.layers[0], nn.Standardize)  # predicts from raw pixels
+
+
+def test_evaluate_and_predict_the_saved_model(digits_model):
+    cwd, _ = digits_model
+    X, y = data.load_digits()
+    model = nn.load(cwd / "digits.npz")
+    expected = model.evaluate(X, y, loss="cross_entropy", metrics=["accuracy"])
+
+    result = run("evaluate", "digits.npz", cwd=cwd)
+    assert_ok(result)
+    reported = dict(re.findall(r"(\w+): ([0-9.]+)", result.stdout))
+    assert float(reported["accuracy"]) == pytest.approx(expected["accuracy"], abs=1e-4)
+    assert float(reported["loss"]) == pytest.approx(expected["loss"], abs=1e-4)
+    assert "(1797 samples)" in result.stdout
+
+    for out in ("pred.csv", "pred.npy"):
+        result = run("predict", "digits.npz", "--out", out, cwd=cwd)
+        assert_ok(result)
+        assert f"wrote 1797 predictions to {out}" in result.stdout
+        written = np.load(cwd / out) if out.endswith(".npy") else np.loadtxt(cwd / out)
+        assert np.array_equal(written.reshape(-1), model.predict(X).argmax(axis=1))
+
+
+def test_train_evaluate_predict_on_a_csv_the_test_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)  # 3 classes
+    rows = "\n".join(",".join(f"{v:.6f}" for v in x) + f",{c}" for x, c in zip(X, y, strict=True))
+    (tmp_path / "train.csv").write_text("a,b,c,label\n" + rows + "\n")
+    result = run("train", "--data", "train.csv", "--hidden", "32,16", "--epochs", 30,
+                 "--lr", "0.01", "--batch-size", 16, "--seed", 3, "--out", "m.npz", "--quiet",
+                 cwd=tmp_path)
+    assert_ok(result)
+    assert result.stderr.count("Epoch") == 0  # --quiet
+    assert float(re.search(r"test accuracy: ([0-9.]+)", result.stdout).group(1)) > 0.85
+    model = nn.load(tmp_path / "m.npz")
+    assert [type(la).__name__ for la in model.layers] == [
+        "Standardize", "Dense", "Dense", "Dense"]
+
+    result = run("evaluate", "m.npz", "--data", "train.csv", cwd=tmp_path)
+    assert_ok(result)
+    assert "accuracy:" in result.stdout and "(300 samples)" in result.stdout
+
+    # a CSV of features only (no label column) predicts too
+    features = "\n".join(",".join(f"{v:.6f}" for v in x) for x in X[:20])
+    (tmp_path / "new.csv").write_text(features + "\n")
+    result = run("predict", "m.npz", "--data", "new.csv", "--out", "p.csv", cwd=tmp_path)
+    assert_ok(result)
+    predicted = np.loadtxt(tmp_path / "p.csv", dtype=int)
+    assert np.array_equal(predicted, model.predict(X[:20].astype(np.float32)).argmax(axis=1))
+
+
+def test_regression_from_a_csv_with_float_targets(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 2))
+    y = 2 * X[:, 0] - X[:, 1] + 0.5
+    np.savetxt(tmp_path / "reg.csv", np.column_stack([X, y]), delimiter=",", fmt="%.6f")
+    result = run("train", "--data", "reg.csv", "--hidden", "16", "--epochs", 40, "--lr", "0.01",
+                 "--out", "r.npz", "--quiet", cwd=tmp_path)
+    assert_ok(result)
+    assert float(re.search(r"test mae: ([0-9.]+)", result.stdout).group(1)) < 0.3
+    result = run("predict", "r.npz", "--data", "reg.csv", "--out", "p.csv", cwd=tmp_path)
+    assert_ok(result)
+    predicted = np.loadtxt(tmp_path / "p.csv")
+    assert predicted.shape == (200,) and np.abs(predicted - y).mean() < 0.3
+
+
+# -- user errors -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    """A small digits-shaped model and data files with mistakes, in a tmp cwd."""
+    monkeypatch.chdir(tmp_path)
+    model = cli.build_mlp(64, [8], 10, "relu", 0)
+    model.save("model.npz")
+    (tmp_path / "bad.csv").write_text("1,2,3\n4,oops,6\n")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (tmp_path / "three.csv").write_text("1,2,3,0\n4,5,6,1\n")
+    row = ",".join(["1"] * 64)
+    (tmp_path / "label12.csv").write_text(f"{row},3\n{row},12\n")
+    (tmp_path / "junk.npz").write_bytes(b"not a model file at all")
+    (tmp_path / "ones.csv").write_text("1,2,0\n3,4,0\n5,6,0\n")
+    return tmp_path
+
+
+ERRORS = [
+    (["train", "--data", "missing.csv"], r"missing\.csv: expected a data file, found no such"),
+    (["evaluate", "missing.npz"], r"No model file at 'missing\.npz'"),
+    (["train", "--data", "bad.csv"], r"bad\.csv, line 2, column 2: expected a number.*'oops'"),
+    (["train", "--data", "ragged.csv"], r"ragged\.csv, line 2: expected 3 columns, found 2"),
+    (["evaluate", "model.npz", "--data", "three.csv"], r"has 3 features, but the model expects 64"),
+    (["predict", "model.npz", "--data", "three.csv", "--out", "p.csv"], r"expects 64"),
+    (["evaluate", "model.npz", "--data", "label12.csv"], r"labels must lie in 0\.\.9.*12"),
+    (["evaluate", "junk.npz"], r"junk\.npz: .*not a .*model file"),
+    (["train", "--data", "ones.csv", "--task", "classify"], r"at least two classes"),
+    (["train", "--epochs", "0"], r"--epochs: expected a positive integer, received '0'"),
+    (["train", "--lr", "-1"], r"--lr: expected a positive number"),
+    (["train", "--optimizer", "nope"], r"invalid choice: 'nope'"),
+    (["train", "--bogus"], r"unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), ERRORS, ids=[" ".join(a) for a, _ in ERRORS])
+def test_user_errors_print_one_line_and_exit_2(files, capsys, argv, message):
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("chainrule") and "error:" in err
+    assert re.search(message, err), err
+    assert not (files / "p.csv").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "bad.csv"], ["evaluate", "junk.npz"],
+                                  ["train", "--hidden", "0"]])
+def test_user_errors_in_a_subprocess_have_no_traceback(files, argv):
+    result = run(*argv, cwd=files)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_console_script_is_installed():
+    exe = shutil.which("chainrule")
+    if exe is None:
+        pytest.skip("the chainrule console script is not on PATH")
+    result = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--hidden" in result.stdout
