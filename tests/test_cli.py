@@ -183,3 +183,15 @@ def test_the_console_script_is_installed():
         pytest.skip("the chainrule console script is not on PATH")
     result = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--hidden" in result.stdout
+
+
+@pytest.mark.slow
+def test_default_train_reaches_98_percent_averaged_over_seeds_0_to_4(tmp_path, monkeypatch, capsys):
+    """Issue 3's promise for `chainrule train` with no options (40 epochs, 512 hidden, Adam)."""
+    monkeypatch.chdir(tmp_path)
+    accuracies = []
+    for seed in range(5):
+        assert cli.main(["train", "--seed", str(seed), "--quiet", "--out", f"m{seed}.npz"]) == 0
+        out = capsys.readouterr().out
+        accuracies.append(float(re.search(r"test accuracy: ([0-9.]+)", out).group(1)))
+    assert np.mean(accuracies) >= 0.98, accuracies
