@@ -26,6 +26,7 @@ from nn.normalization import BatchNorm1d
 from nn.validation import (
     check_array,
     check_fraction,
+    check_non_negative_int,
     check_positive_int,
     check_same_length,
 )
@@ -132,18 +133,44 @@ def _resolve_callbacks(callbacks: Iterable) -> list[Callback]:
     return sorted(resolved, key=lambda cb: isinstance(cb, ModelCheckpoint))
 
 
-def _check_targets(y: object, loss, name: str = "y") -> np.ndarray:
-    """Targets as an array; a 1-D y becomes a column for losses other than CrossEntropy.
+def _resolve_metrics(metrics) -> list[Metric]:
+    if isinstance(metrics, (str, Metric)) or not isinstance(metrics, Iterable):
+        raise TypeError(
+            "Received an invalid value for `metrics`, expected a list of names or Metric "
+            f"instances such as ['accuracy']. Received: metrics={metrics!r}"
+        )
+    return [get_metric(m) for m in metrics]
 
-    CrossEntropy takes class labels of shape (N,); every other loss compares element by
-    element with the model's output of shape (N, n_outputs).
+
+def _check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
+    """Targets checked against the model's outputs, up front; returned as an array.
+
+    Class labels ``(N,)`` (for CrossEntropy, or for a model with several outputs when no
+    loss is given) must be whole numbers in ``[0, n_outputs)``. Any other targets must have
+    the model's output width; a 1-D y is one column, and becomes ``(N, 1)`` for a loss.
+    Catching this here names ``y`` and its shape; the loss would only see the first batch.
     """
     from losses import CrossEntropy
 
     y = check_array(y, name, ndim=None)
     if y.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, but has shape {y.shape}")
-    if y.ndim == 1 and loss is not None and not isinstance(loss, CrossEntropy):
+    n_outputs = _n_outputs(model)
+    labels = y.ndim == 1 and (
+        isinstance(loss, CrossEntropy) or (loss is None and n_outputs not in (None, 1))
+    )
+    if labels:
+        _check_labels(y, n_outputs, name)
+        return y
+    width = 1 if y.ndim == 1 else y.shape[1]
+    if n_outputs is not None and width != n_outputs:
+        kind = "class-probability rows" if isinstance(loss, CrossEntropy) else "targets"
+        raise ValueError(
+            f"{name} has shape {y.shape}, but the model has {n_outputs} output(s): expected "
+            f"{kind} of shape ({len(y)}, {n_outputs})"
+            + (f" or class labels of shape ({len(y)},)" if isinstance(loss, CrossEntropy) else "")
+        )
+    if y.ndim == 1 and loss is not None:
         y = y.reshape(-1, 1)
     return y
 
@@ -158,17 +185,12 @@ def _n_outputs(model) -> int | None:
     return n
 
 
-def _check_labels(y: np.ndarray, loss, model, name: str = "y") -> None:
-    """Class labels for CrossEntropy: whole numbers in [0, n_outputs), checked up front.
+def _check_labels(y: np.ndarray, n_classes: int | None, name: str = "y") -> None:
+    """Class labels: whole numbers in [0, n_classes), checked up front.
 
     The loss checks each batch too, but only when it reaches it: a bad label in the last
     batch would otherwise stop training after most of an epoch.
     """
-    from losses import CrossEntropy
-
-    if not isinstance(loss, CrossEntropy) or y.ndim != 1:
-        return
-    n_classes = _n_outputs(model)
     if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
         i = int(np.flatnonzero(y != np.floor(y))[0])
         raise ValueError(
@@ -215,6 +237,14 @@ def _check_clip(clip: object) -> float | None:
     return float(clip)
 
 
+def _check_choice(name: str, value: object, choices: tuple, expected: str) -> None:
+    if not any(value is choice for choice in choices):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected {expected}. "
+            f"Received: {name}={value!r}"
+        )
+
+
 def _check_path(name: str, path: object) -> None:
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(
@@ -243,9 +273,8 @@ def _split_validation(X, y, sw, validation_data, validation_split, loss, model):
             f"sample_weight_val). Received: {type(validation_data).__name__}"
         )
     X_val = check_array(validation_data[0], "X_val", n_features=model.n_features)
-    y_val = _check_targets(validation_data[1], loss, "y_val")
+    y_val = _check_targets(validation_data[1], loss, model, "y_val")
     check_same_length(X_val, y_val, "X_val", "y_val")
-    _check_labels(y_val, loss, model, "y_val")
     sw_val = None
     if len(validation_data) == 3:
         sw_val = _check_sample_weight(
@@ -405,14 +434,17 @@ def fit(
     """
     loss = _resolve_loss(loss)
     X = check_array(X, "X", n_features=model.n_features)
-    y = _check_targets(y, loss)
+    y = _check_targets(y, loss, model)
     check_same_length(X, y)
-    _check_labels(y, loss, model)
     sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     validation_split = check_fraction("validation_split", validation_split)
     clip = _check_clip(clip_grad_norm)
+    _check_choice("shuffle", shuffle, (True, False), "a bool")
+    _check_choice("progress", progress, (None, True, False), "True, False or None")
+    if seed is not None:
+        check_non_negative_int("seed", seed)
     _check_path("checkpoint", checkpoint)
     _check_path("resume_from", resume_from)
     optimizer = _resolve_optimizer(optimizer, model)
@@ -421,7 +453,7 @@ def fit(
             f"`clip_grad_norm` does not apply to {type(optimizer).__name__}, which minimises "
             "the full-batch loss with its own line search"
         )
-    metric_objs = [get_metric(m) for m in metrics]
+    metric_objs = _resolve_metrics(metrics)
     user_callbacks = list(_resolve_callbacks(callbacks))
     if checkpoint is not None:
         user_callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
@@ -686,12 +718,11 @@ def evaluate(
     """
     loss = _resolve_loss(loss) if loss is not None else None
     X = check_array(X, "X", n_features=model.n_features)
-    y = _check_targets(y, loss)
+    y = _check_targets(y, loss, model)
     check_same_length(X, y)
-    _check_labels(y, loss, model)
     sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
     batch_size = check_positive_int("batch_size", batch_size)
-    metric_objs = [get_metric(m) for m in metrics]
+    metric_objs = _resolve_metrics(metrics)
     was_training = model.training
     model.eval()
     try:

@@ -672,12 +672,15 @@ def test_an_optimizer_built_on_another_model_is_refused():
      ([0.0, 0.5, 1.0, 1.0], r"integer class labels.*y\[1\] is 0.5")],
 )
 def test_class_labels_are_checked_before_any_training(labels, match):
+    """Also by evaluate, for CrossEntropy or metrics alone on a multi-output model."""
     model = nn.Sequential(nn.Dense(2, 2), seed=0)
     before = model.theta.copy()
     with pytest.raises(ValueError, match=match):
         quiet_fit(model, np.zeros((4, 2)), np.array(labels), loss="cross_entropy",
                   optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=1)
     assert np.array_equal(model.theta, before)
+    with pytest.raises(ValueError, match=match):
+        model.evaluate(np.zeros((4, 2)), np.array(labels), metrics=["accuracy"])
 
 
 @pytest.mark.parametrize(
@@ -691,11 +694,22 @@ def test_class_labels_are_checked_before_any_training(labels, match):
         ({"callbacks": ["early"]}, TypeError, "callbacks"),
         ({"optimizer": 0.1}, TypeError, "optimizer"),
         ({"checkpoint": 3}, TypeError, "checkpoint"),
+        ({"resume_from": 3}, TypeError, "resume_from"),
+        ({"shuffle": "yes"}, TypeError, "shuffle"),
+        ({"progress": 1}, TypeError, "progress"),
+        ({"seed": -1}, ValueError, "`seed`, expected a non-negative integer"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"resume_from": "missing.npz"}, FileNotFoundError, "missing.npz"),
+        ({"metrics": "accuracy"}, TypeError, r"`metrics`.*\['accuracy'\]"),
+        ({"y": np.zeros((8, 2))}, ValueError, r"y has shape \(8, 2\), but the model has 1"),
+        ({"validation_data": (np.zeros((2, 3)), np.zeros((2, 3)))}, ValueError,
+         r"y_val has shape \(2, 3\)"),
     ],
 )
 def test_bad_fit_arguments_raise_clear_errors(kwargs, error, match):
     X, y = regression_data(8)
     model = nn.Sequential(nn.Dense(3, 1), seed=0)
+    y = kwargs.pop("y", y)
     args = {"loss": "mse", "optimizer": "sgd", "epochs": 1, "progress": False, **kwargs}
     with pytest.raises(error, match=match):
         model.fit(X, y, **args)
