@@ -568,13 +568,13 @@ class _Trainer:
             for m in metrics:
                 m.update(pred, yb)
             model.backward(loss.backward(), input_grad=False)
-            norm_sq = float(np.dot(theta_grad, theta_grad))  # one BLAS pass
-            if not math.isfinite(norm_sq):
-                norm_sq = self._check_gradient(epoch, batch)
-            if clip is not None:
+            norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
+            if math.isfinite(norm_sq):
                 norm = math.sqrt(norm_sq)
-                if norm > clip:  # optim.clip_grad_norm's rule
-                    theta_grad *= clip / (norm + 1e-6)
+            else:  # NaN or ±inf in ∇θ (raises), or finite entries whose squares overflowed
+                norm = self._check_gradient(epoch, batch)
+            if clip is not None and norm > clip:  # optim.clip_grad_norm's rule
+                theta_grad *= clip / (norm + 1e-6)
             np.copyto(backup, theta)
             optimizer.step()
             self.step += 1
@@ -664,14 +664,14 @@ class _Trainer:
         return math.nan, ""
 
     def _check_gradient(self, epoch: int, batch: int) -> float:
-        """‖∇θ‖² computed without overflow, or raise if ∇θ holds NaN or ±inf."""
+        """‖∇θ‖ computed without overflow (as optim.clip_grad_norm does), or raise on NaN/inf."""
         from optim._vectors import vector_norm
 
         grad = self.model.theta_grad
         if not np.isfinite(grad).all():
             value, detail = self._first_bad("grad")
             raise self._diverged(epoch, batch, "gradient", value, detail)
-        return vector_norm(grad) ** 2  # finite entries whose squares overflowed
+        return vector_norm(grad)
 
     def _check_weights(self, epoch: int, batch: int) -> None:
         """Undo the step and raise if θ holds NaN or ±inf (not if only ‖θ‖² overflowed)."""

@@ -338,6 +338,37 @@ def test_a_diverging_learning_rate_ends_with_finite_weights():
     assert np.isfinite(model.theta).all()
 
 
+class HugeGradientMSE(losses.MSE):
+    """MSE whose gradient is scaled by 1e25: finite in float32, but its square overflows."""
+
+    def backward(self):
+        grad = super().backward()
+        grad *= np.float32(1e25)
+        return grad
+
+
+def test_a_huge_but_finite_gradient_is_not_divergence_and_clips_like_optim():
+    X, y = regression_data(12, dtype=np.float32)
+    fitted = nn.Sequential(nn.Dense(3, 1), seed=0)
+    reference = fitted.copy()
+    quiet_fit(fitted, X, y, loss=HugeGradientMSE(), optimizer=optim.SGD(fitted.parameters(),
+              lr=0.01), epochs=2, batch_size=4, shuffle=False, clip_grad_norm=1.0)
+    manual_epochs(reference, HugeGradientMSE(), optim.SGD(reference.parameters(), lr=0.01),
+                  X, y.reshape(-1, 1), 4, 2, clip=1.0)
+    assert np.isfinite(fitted.theta).all()
+    assert np.array_equal(fitted.theta, reference.theta)
+
+
+def test_lbfgs_divergence_restores_the_weights_of_the_epoch_start():
+    X, y = regression_data(20)
+    model = nn.Sequential(nn.Dense(3, 1), seed=0, dtype=np.float64)
+    before = model.theta.copy()
+    with pytest.raises(TrainingDivergedError, match="epoch 1: the full-batch loss is nan"):
+        quiet_fit(model, X, y, loss=FaultyMSE(4), optimizer=optim.LBFGS(model.parameters()),
+                  epochs=1, batch_size=5)  # call 4: the last batch of the first evaluation
+    assert np.array_equal(model.theta, before)
+
+
 # -- progress output ---------------------------------------------------------------------------
 
 
