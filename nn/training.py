@@ -454,10 +454,9 @@ def fit(
             "the full-batch loss with its own line search"
         )
     metric_objs = _resolve_metrics(metrics)
-    user_callbacks = list(_resolve_callbacks(callbacks))
-    if checkpoint is not None:
-        user_callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
-    callbacks = user_callbacks
+    callbacks = _resolve_callbacks(callbacks)
+    if checkpoint is not None:  # after the user's callbacks, so their states keep positions
+        callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
     X, y, sample_weight, val = _split_validation(
         X, y, sample_weight, validation_data, validation_split, loss, model
     )
