@@ -135,7 +135,7 @@ CONFIGS: dict[str, Config] = {
             "relu",
             "float32",
             batch_size=128,
-            n_samples=100_000,
+            n_samples=60_000,
             steps=None,
             quick_steps=16,
             memmap=True,

@@ -65,6 +65,11 @@ WARMUP_STEPS = 20
 #: whichever system runs next (numpy and scipy each ship their own OpenBLAS, torch its OpenMP).
 SETTLE_S = 0.3
 SETTLE_QUICK_S = 0.02
+#: Default time budget (s) for the timed rounds of one configuration. When the warm-up shows
+#: that the planned steps would take longer, fewer steps are timed (never fewer than
+#: MIN_STEPS) and ms/epoch is extrapolated; the memory-mapped configuration runs fewer rounds.
+DEFAULT_BUDGET_S = 75.0
+MIN_STEPS = 10
 #: Default number of measurements of each system (full runs; ``--quick`` takes 2).
 DEFAULT_REPEAT = 5
 #: Environment variables worth reporting: they change what the BLAS does.
@@ -541,6 +546,7 @@ class Plan:
     seed: int
     threads: int
     settle_s: float
+    budget_s: float = DEFAULT_BUDGET_S
     memmap_samples: int | None = None
 
 
@@ -586,19 +592,37 @@ def set_up(entries: list[Entry], work: Workload) -> list[Entry]:
     return [e for e in entries if e.status == "ok"]
 
 
-def warm_up(entries: list[Entry], name: str) -> None:
-    """Run each system once, untimed: first-call allocations, lazy imports, thread pools."""
+def warm_up(entries: list[Entry], name: str) -> list[float]:
+    """Run each system once, untimed (first-call allocations, lazy imports, thread pools).
+
+    Returns each system's seconds per step in the warm-up: an upper estimate of its cost.
+    """
+    per_step = []
     for entry in entries:
         _log(f"[{name}] warm-up: {entry.system.label}")
-        entry.system.run(min(entry.steps, WARMUP_STEPS))
+        steps = min(entry.steps, WARMUP_STEPS)
+        start = time.perf_counter()
+        entry.system.run(steps)
+        per_step.append((time.perf_counter() - start) / steps)
+    return per_step
 
 
-def measure(entries: list[Entry], plan: Plan, name: str) -> None:
-    """Time the systems interleaved (A B C A B C ...), ``plan.repeat`` rounds."""
-    for r in range(plan.repeat):
-        _log(f"[{name}] round {r + 1}/{plan.repeat}")
+def steps_within_budget(steps: int, per_step: list[float], plan: Plan) -> int:
+    """The largest step count ≤ ``steps`` whose rounds fit ``plan.budget_s`` (≥ MIN_STEPS)."""
+    pauses = plan.repeat * len(per_step) * plan.settle_s
+    cost = plan.repeat * sum(per_step)
+    if cost <= 0:
+        return steps
+    fitting = int((plan.budget_s - pauses) / cost)
+    return max(min(steps, MIN_STEPS), min(steps, fitting))
+
+
+def measure(entries: list[Entry], rounds: int, settle_s: float, name: str) -> None:
+    """Time the systems interleaved (A B C A B C ...), ``rounds`` times."""
+    for r in range(rounds):
+        _log(f"[{name}] round {r + 1}/{rounds}")
         for entry in entries:
-            entry.times.append(_timed(entry.system, entry.steps, plan.settle_s))
+            entry.times.append(_timed(entry.system, entry.steps, settle_s))
 
 
 def summarise(entries: list[Entry], batch_size: int) -> dict[str, dict]:
@@ -644,12 +668,19 @@ def run_standard(config: Config, plan: Plan) -> dict:
     work = Workload(config, X, y, plan.seed, plan.threads)
     entries = [Entry(s, steps, config.n_samples) for s in systems_for(config)]
     running = set_up(entries, work)
-    warm_up(running, config.name)
-    measure(running, plan, config.name)
+    planned = steps
+    steps = steps_within_budget(planned, warm_up(running, config.name), plan)
+    if steps < planned:
+        _log(f"[{config.name}] timing {steps} steps instead of {planned} (--budget)")
+    for entry in running:
+        entry.steps = steps
+    measure(running, plan.repeat, plan.settle_s, config.name)
     return {
         **_describe(config),
+        "planned_steps": planned,
         "timed_steps": steps,
-        "timed_samples": n_rows,
+        "timed_samples": steps * config.batch_size,
+        "rounds": plan.repeat,
         "systems": summarise(entries, config.batch_size),
     }
 
@@ -749,7 +780,13 @@ def run_memmap(config: Config, plan: Plan) -> dict:
             start = time.perf_counter()
             full.run(n_full // b)
             memory_epoch_s = time.perf_counter() - start
-        measure(entries, plan, config.name)
+        # a round: a full and a half epoch of fit, the floor's steps, the pauses
+        floor_s = memory_epoch_s * floor_steps / (n_full // b)
+        round_s = 1.5 * memory_epoch_s + floor_s + len(entries) * plan.settle_s
+        rounds = max(1, min(plan.repeat, int(plan.budget_s / round_s)))
+        if rounds < plan.repeat:
+            _log(f"[{config.name}] {rounds} rounds instead of {plan.repeat} (--budget)")
+        measure(entries, rounds, plan.settle_s, config.name)
         results = summarise(entries, b)
         del X, work, work_floor, entries, full, half
         gc.collect()
@@ -771,8 +808,10 @@ def run_memmap(config: Config, plan: Plan) -> dict:
         }
     return {
         **_describe(replace(config, n_samples=n_full)),
+        "planned_steps": n_full // b,
         "timed_steps": n_full // b,
         "timed_samples": n_full,
+        "rounds": rounds,
         "data_bytes": data_bytes,
         "memory": memory,
         "scaling": scaling,
@@ -865,9 +904,17 @@ def markdown(report: dict) -> str:
             name = ""
     lines += ["", "Timed per measurement:"]
     for cfg in report["configs"]:
+        cut = (
+            f", cut from {cfg['planned_steps']:,} to fit --budget {run['budget_s']:g} s"
+            if cfg["timed_steps"] < cfg["planned_steps"]
+            else ""
+        )
+        rounds = ""
+        if cfg["rounds"] != run["repeat"]:
+            rounds = f", {cfg['rounds']} round{'s' if cfg['rounds'] > 1 else ''}"
         lines.append(
-            f"- {cfg['name']}: {cfg['timed_steps']:,} steps ({cfg['timed_samples']:,} samples) "
-            f"of a {cfg['epoch_samples']:,}-sample epoch; {cfg['summary']}"
+            f"- {cfg['name']}: {cfg['timed_steps']:,} steps ({cfg['timed_samples']:,} samples"
+            f"{cut}{rounds}) of a {cfg['epoch_samples']:,}-sample epoch; {cfg['summary']}"
         )
         if cfg["name"] == "tiny" and cfg["systems"].get("sklearn", {}).get("status") == "ok":
             lines.append(
@@ -920,6 +967,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/run.py",
@@ -945,10 +1002,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models and shuffling")
     parser.add_argument(
+        "--budget",
+        type=_positive_float,
+        default=DEFAULT_BUDGET_S,
+        metavar="SECONDS",
+        help="time for the timed rounds of one configuration; beyond it fewer steps are "
+        f"timed and ms/epoch is extrapolated (default {DEFAULT_BUDGET_S:g})",
+    )
+    parser.add_argument(
         "--memmap-samples",
         type=_positive_int,
         default=None,
-        help="samples of the memory-mapped data set (default 100,000; 2,048 with --quick)",
+        help="samples of the memory-mapped data set (default 60,000; 2,048 with --quick)",
     )
     args = parser.parse_args(argv)
     try:
@@ -970,6 +1035,7 @@ def run(args: argparse.Namespace) -> dict:
         seed=args.seed,
         threads=blas_threads(),
         settle_s=SETTLE_QUICK_S if args.quick else SETTLE_S,
+        budget_s=args.budget,
         memmap_samples=args.memmap_samples,
     )
     threads = plan.threads
@@ -996,6 +1062,7 @@ def run(args: argparse.Namespace) -> dict:
             "momentum": MOMENTUM,
             "warmup_steps": WARMUP_STEPS,
             "settle_s": plan.settle_s,
+            "budget_s": plan.budget_s,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "wall_s": time.time() - started,
             "load_average": [load_start, load_average()],

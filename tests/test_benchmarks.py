@@ -116,6 +116,19 @@ def test_config_lists_and_repeat(bench, no_peers, tmp_path, capsys):
     assert len(report["configs"][0]["systems"]["fit"]["times_s"]) == 1
 
 
+def test_budget_cuts_steps_for_every_system_alike(bench, no_peers, tmp_path, capsys):
+    out_json = tmp_path / "b.json"
+    args = ["--quick", "--config", "tiny", "--repeat", "1", "--budget", "0.001"]
+    assert bench.main([*args, "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    (cfg,) = json.loads(out_json.read_text())["configs"]
+    assert cfg["planned_steps"] == 20 and cfg["timed_steps"] == bench.MIN_STEPS
+    for key in CHAINRULE_SYSTEMS:
+        assert cfg["systems"][key]["steps"] == bench.MIN_STEPS
+        assert cfg["systems"][key]["extrapolated"] is True
+    assert "cut from 20 to fit --budget 0.001 s" in text
+
+
 def test_unknown_config_is_a_usage_error(bench, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--config", "mnist,huge"])
