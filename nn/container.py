@@ -177,7 +177,7 @@ class Sequential(Layer):
         ndarray, shape (n_samples, n_outputs)
             A new array of the model's dtype.
         """
-        X = check_array(X, "X", n_features=self.n_features)
+        X = check_array(X, "X", n_features=self.n_features, dtype=self.dtype)
         batch_size = check_positive_int("batch_size", batch_size)
         was_training = self.training
         self.eval()
@@ -196,44 +196,10 @@ class Sequential(Layer):
     def fit(self, X: np.ndarray, y: np.ndarray, **kwargs) -> History:
         """Train by mini-batch gradient descent and return the per-epoch :class:`History`.
 
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_features)
-            May be a ``np.memmap`` larger than memory: batches are gathered row by row into a
-            reused buffer and cast to the model's dtype.
-        y : array_like, shape (n_samples,) or (n_samples, n_outputs)
-        loss : Loss or str
-            E.g. ``losses.CrossEntropy()`` or ``"cross_entropy"``.
-        optimizer : Optimizer or str
-            E.g. ``optim.SGD(model.parameters(), lr=0.1, momentum=0.9)`` or ``"adam"``.
-        epochs : int
-        batch_size : int, default 32
-            The last batch of an epoch holds the remaining samples.
-        shuffle : bool, default True
-            Draw a new permutation of the samples every epoch.
-        seed : int, optional
-            Re-seed the model's generator (shuffling, dropout) for a reproducible run.
-        validation_data : tuple (X_val, y_val), optional
-        validation_split : float, default 0
-            Hold out the last fraction of the samples (before shuffling) for validation.
-        metrics : sequence of str or Metric
-            ``"accuracy"``, ``"mae"``, ``"mse"``; logged per epoch, ``val_`` prefixed too.
-        callbacks : sequence of Callback or learning-rate schedule
-        progress : bool or None
-            ``None``: a tqdm bar per epoch on a terminal and one plain line per epoch
-            otherwise; ``True``: always the bar; ``False``: silent.
-        clip_grad_norm : float, optional
-            Scale ∇θ so its global L2 norm is at most this before each step.
-
-        Returns
-        -------
-        History
-            ``history.history["loss"]``, metrics, ``val_*`` and ``lr`` per epoch.
-
-        Raises
-        ------
-        TrainingDivergedError
-            When the loss or gradient stops being finite; θ keeps its last finite value.
+        ``model.fit(X, y, loss=..., optimizer=..., epochs=...)`` is :func:`nn.training.fit`
+        (also ``nn.fit``), whose docstring lists every argument: batching, validation,
+        metrics, callbacks and schedules, progress output, gradient clipping, sample weights,
+        checkpoints and resuming.
         """
         from nn.training import fit
 

@@ -75,13 +75,20 @@ def check_fraction(name: str, value: object, *, low_inclusive: bool = True) -> f
 
 
 def check_array(
-    X: object, name: str = "X", *, ndim: int | None = 2, n_features: int | None = None
+    X: object,
+    name: str = "X",
+    *,
+    ndim: int | None = 2,
+    n_features: int | None = None,
+    dtype: object = None,
 ) -> np.ndarray:
     """Return ``X`` as an ndarray (no copy when it already is one) after checking it.
 
     Checks the kind (real numbers), the number of dimensions, that there is at least one
-    sample (and one feature), the number of features, and that every value is finite.
-    The finite check runs block by block, so a memory-mapped array is never copied whole.
+    sample (and one feature), the number of features, and that every value is finite —
+    also once cast to ``dtype`` (the model's), so 1e300 in a float64 X meant for a float32
+    model is refused rather than turned into inf. The finite check runs block by block, so a
+    memory-mapped array is never copied whole.
 
     Raises
     ------
@@ -117,24 +124,41 @@ def check_array(
         raise ValueError(f"{name} has 0 features (shape {X.shape}); at least 1 is required")
     if n_features is not None and X.ndim == 2 and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {n_features}")
-    check_finite(X, name)
+    check_finite(X, name, dtype)
     return X
 
 
-def check_finite(X: np.ndarray, name: str = "X") -> None:
-    """Raise ValueError naming the first row with NaN or ±inf; works block by block."""
+def check_finite(X: np.ndarray, name: str = "X", dtype: object = None) -> None:
+    """Raise ValueError naming the first row with NaN or ±inf; works block by block.
+
+    With a narrower float ``dtype`` (float64 data for a float32 model), each block is cast to
+    it and a value that overflows there is refused too. One pass over ``X``; temporaries are
+    at most one block (2**20 elements).
+    """
     if X.dtype.kind != "f":
         return
+    target = None if dtype is None else np.dtype(dtype)
+    narrower = target is not None and target.kind == "f" and target.itemsize < X.dtype.itemsize
     rows = max(1, _CHECK_BLOCK_ELEMENTS // max(1, X[0].size))
     for start in range(0, X.shape[0], rows):
         block = X[start : start + rows]
         with np.errstate(over="ignore", invalid="ignore"):
+            if narrower:
+                block = block.astype(target)
             total = block.sum()  # finite unless a value is NaN/±inf (or the sum overflows)
-        if not np.isfinite(total) and not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0])
+        if np.isfinite(total) or np.isfinite(block).all():
+            continue
+        bad = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0])
+        if narrower and np.isfinite(X[bad]).all():
+            big = float(np.max(np.abs(X[bad])))
             raise ValueError(
-                f"{name} contains NaN or infinity (first at row {bad}); expected finite numbers"
+                f"{name} has values too large for the model's {target} (first at row {bad}: "
+                f"|x| up to {big:.3g}, while {target} ends at {np.finfo(target).max:.3g}); "
+                f"scale the data or use a float64 model"
             )
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at row {bad}); expected finite numbers"
+        )
 
 
 def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
