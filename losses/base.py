@@ -108,9 +108,11 @@ def as_pred(pred: ArrayLike) -> np.ndarray:
     return arr
 
 
-def as_target_array(target: ArrayLike) -> np.ndarray:
-    """``target`` as a numeric ndarray (no copy for ndarrays)."""
+def as_target_array(target: ArrayLike, *, allow_bool: bool = False) -> np.ndarray:
+    """``target`` as a numeric ndarray (no copy for ndarrays); bool only if ``allow_bool``."""
     arr = np.asarray(target)
+    if arr.dtype == np.bool_ and allow_bool:
+        return arr
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(
             "Received an invalid value for `target`, expected an array of real numbers. "
@@ -294,7 +296,7 @@ class PointwiseLoss(Loss):
     def _forward(
         self, pred: np.ndarray, target: ArrayLike, sample_weight: np.ndarray | None
     ) -> float:
-        target = as_target_array(target)
+        target = as_target_array(target, allow_bool=self._bool_targets)
         check_same_shape(pred, target)
         check_finite("target", target)
         self._check_target(target)
@@ -309,6 +311,9 @@ class PointwiseLoss(Loss):
         self._sw = sample_weight
         self._scale = 1.0 / pred.size if self.reduction == "mean" else 1.0
         return float(elem.sum()) * self._scale
+
+    #: Whether bool targets are accepted (as 0 and 1): binary targets, yes; regression, no.
+    _bool_targets = False
 
     def _check_pred(self, pred: np.ndarray) -> None:
         """Extra checks on ``pred`` (for example a probability range)."""

@@ -72,8 +72,8 @@ class BinaryCrossEntropy(PointwiseLoss):
     -----
     Shapes: ``pred`` and ``target`` ``(N, ...)``, equal, for example ``(N, 1)`` for one
     binary output or ``(N, C)`` for C independent labels; ``sample_weight`` ``(N,)``.
-    Targets are 0/1 or soft labels in [0, 1]; values outside [0, 1] are rejected (PyTorch
-    does not check them).
+    Targets are 0/1 (or bool) or soft labels in [0, 1]; values outside [0, 1] are rejected
+    (PyTorch does not check them).
     """
 
     def __init__(
@@ -122,6 +122,8 @@ class BinaryCrossEntropy(PointwiseLoss):
                     "with from_logits=False (pass logits with from_logits=True). "
                     f"Received: pred with min={lo} and max={hi}"
                 )
+
+    _bool_targets = True  # y = (x > 0) is a natural binary target
 
     def _check_target(self, target: np.ndarray) -> None:
         _check_probabilities(target, "binary targets (0, 1 or soft labels in between)")
