@@ -159,6 +159,12 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
             f"Received: {type(model).__name__}"
         )
     path = _as_path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot save to {str(path)!r}: the directory {str(path.parent)!r} does not exist"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot save to {str(path)!r}: it is a directory")
     layers = []
     for layer in model.layers:
         name = type(layer).__name__
