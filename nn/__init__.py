@@ -15,6 +15,7 @@ from nn.activations import (
     get_activation,
 )
 from nn.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from nn.checkpoint import Checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from nn.container import Sequential
 from nn.dropout import Dropout
 from nn.gradcheck import GradcheckReport, gradcheck
@@ -35,6 +36,7 @@ __all__ = [
     "LAYER_TYPES",
     "Accuracy",
     "Callback",
+    "Checkpoint",
     "EarlyStopping",
     "History",
     "LearningRateScheduler",
@@ -48,6 +50,9 @@ __all__ = [
     "evaluate",
     "fit",
     "load",
+    "load_checkpoint",
+    "restore_checkpoint",
+    "save_checkpoint",
     "save",
     "ELU",
     "GELU",
