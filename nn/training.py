@@ -191,6 +191,11 @@ def _check_labels(y: np.ndarray, n_classes: int | None, name: str = "y") -> None
     The loss checks each batch too, but only when it reaches it: a bad label in the last
     batch would otherwise stop training after most of an epoch.
     """
+    if y.dtype.kind == "b":
+        raise TypeError(
+            f"{name} must hold integer class labels for CrossEntropy, but has dtype bool; "
+            f"pass {name}.astype(int) for classes 0 and 1"
+        )
     if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
         i = int(np.flatnonzero(y != np.floor(y))[0])
         raise ValueError(
@@ -272,7 +277,9 @@ def _split_validation(X, y, sw, validation_data, validation_split, loss, model):
             "`validation_data` must be a tuple (X_val, y_val) or (X_val, y_val, "
             f"sample_weight_val). Received: {type(validation_data).__name__}"
         )
-    X_val = check_array(validation_data[0], "X_val", n_features=model.n_features)
+    X_val = check_array(
+        validation_data[0], "X_val", n_features=model.n_features, dtype=model.dtype
+    )
     y_val = _check_targets(validation_data[1], loss, model, "y_val")
     check_same_length(X_val, y_val, "X_val", "y_val")
     sw_val = None
@@ -433,7 +440,7 @@ def fit(
         last finite value (the optimizer's moments are not rolled back).
     """
     loss = _resolve_loss(loss)
-    X = check_array(X, "X", n_features=model.n_features)
+    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = _check_targets(y, loss, model)
     check_same_length(X, y)
     sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
@@ -716,7 +723,7 @@ def evaluate(
         the size-weighted mean of the batch losses, i.e. the loss of the whole set.
     """
     loss = _resolve_loss(loss) if loss is not None else None
-    X = check_array(X, "X", n_features=model.n_features)
+    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = _check_targets(y, loss, model)
     check_same_length(X, y)
     sample_weight = _check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
