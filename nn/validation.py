@@ -131,31 +131,31 @@ def check_array(
 def check_finite(X: np.ndarray, name: str = "X", dtype: object = None) -> None:
     """Raise ValueError naming the first row with NaN or ±inf; works block by block.
 
-    With a narrower float ``dtype`` (float64 data for a float32 model), each block is cast to
-    it and a value that overflows there is refused too. One pass over ``X``; temporaries are
-    at most one block (2**20 elements).
+    With a narrower float ``dtype`` (float64 data for a float32 model), a value beyond that
+    dtype's range is refused too (it would become ±inf in the batch cast). Only reductions
+    run over each block (2**20 elements), so no temporary of the data's size is made.
     """
     if X.dtype.kind != "f":
         return
     target = None if dtype is None else np.dtype(dtype)
     narrower = target is not None and target.kind == "f" and target.itemsize < X.dtype.itemsize
+    limit = np.finfo(target).max if narrower else np.inf
     rows = max(1, _CHECK_BLOCK_ELEMENTS // max(1, X[0].size))
     for start in range(0, X.shape[0], rows):
         block = X[start : start + rows]
         with np.errstate(over="ignore", invalid="ignore"):
-            if narrower:
-                block = block.astype(target)
             total = block.sum()  # finite unless a value is NaN/±inf (or the sum overflows)
         if np.isfinite(total) or np.isfinite(block).all():
+            if narrower and (block.max() > limit or block.min() < -limit):
+                flat = np.abs(block.reshape(len(block), -1)).max(axis=1)
+                bad = start + int(np.flatnonzero(flat > limit)[0])
+                raise ValueError(
+                    f"{name} has values too large for the model's {target} (first at row "
+                    f"{bad}: |x| up to {float(flat[bad - start]):.3g}, while {target} ends at "
+                    f"{limit:.3g}); scale the data or use a float64 model"
+                )
             continue
         bad = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(1))[0])
-        if narrower and np.isfinite(X[bad]).all():
-            big = float(np.max(np.abs(X[bad])))
-            raise ValueError(
-                f"{name} has values too large for the model's {target} (first at row {bad}: "
-                f"|x| up to {big:.3g}, while {target} ends at {np.finfo(target).max:.3g}); "
-                f"scale the data or use a float64 model"
-            )
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad}); expected finite numbers"
         )
