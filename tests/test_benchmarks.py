@@ -129,6 +129,16 @@ def test_budget_cuts_steps_for_every_system_alike(bench, no_peers, tmp_path, cap
     assert "cut from 20 to fit --budget 0.001 s" in text
 
 
+def test_blas_report_without_threadpoolctl(bench, monkeypatch):
+    """Without threadpoolctl the BLAS comes from numpy's build information."""
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    info = bench.blas_info()
+    assert info["source"] == "numpy.show_config"
+    assert info["summary"].startswith("numpy: ")
+    assert bench.blas_threads() >= 1
+    assert bench.blas_warnings(info) == []
+
+
 def test_unknown_config_is_a_usage_error(bench, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--config", "mnist,huge"])
