@@ -52,8 +52,10 @@ class Activation(Layer):
         self._a = self.apply(x, self._buffer("a", x.shape, x.dtype))
         return self._a
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """∂L/∂x = σ'(x) ⊙ ∂L/∂a (5.12), shape ``(batch, n)``."""
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
+        """∂L/∂x = σ'(x) ⊙ ∂L/∂a (5.12), shape ``(batch, n)``; no parameters."""
         if not input_grad:
             return None
         out = self._buffer("grad_in", grad_out.shape, grad_out.dtype)

@@ -134,7 +134,9 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
         """Back-propagate ∂L/∂out through the layers in reverse order (5.9–5.13).
 
         Each layer adds its parameters' gradients into ∇θ and hands ∂L/∂(its input) to the
@@ -145,6 +147,10 @@ class Sequential(Layer):
         grad_out : ndarray, shape (batch, n_outputs)
         input_grad : bool
             Whether to compute ∂L/∂x for the model's input (training needs only ∇θ).
+        accumulate : bool
+            Add into ∇θ (``True``) or overwrite it (``False``: the same as ``zero_grad()``
+            followed by ``backward``, one pass over ∇θ cheaper). Every parameter's gradient
+            is written either way.
 
         Returns
         -------
@@ -152,8 +158,8 @@ class Sequential(Layer):
         """
         grad = grad_out if grad_out.dtype == self.dtype else grad_out.astype(self.dtype)
         for layer in reversed(self.layers[1:]):
-            grad = layer.backward(grad)
-        return self.layers[0].backward(grad, input_grad=input_grad)
+            grad = layer.backward(grad, accumulate=accumulate)
+        return self.layers[0].backward(grad, input_grad=input_grad, accumulate=accumulate)
 
     # -- modes ----------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Sequential:

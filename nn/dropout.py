@@ -80,7 +80,9 @@ class Dropout(Layer):
         self._mask = mask
         return np.multiply(x, mask, out=self._buffer("out", x.shape, dtype))
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
         """∂L/∂x = ∂L/∂out ⊙ m / (1 − p), with the mask of the last forward.
 
         Parameters

@@ -33,8 +33,10 @@ class Layer:
         """Compute the output for a batch ``x`` of shape ``(batch, n_in)``."""
         raise NotImplementedError
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """Accumulate parameter gradients and return ∂L/∂x.
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
+        """Add parameter gradients into each ``p.grad`` and return ∂L/∂x.
 
         Parameters
         ----------
@@ -43,6 +45,10 @@ class Layer:
         input_grad : bool
             Whether to compute ∂L/∂x. A model's first layer skips it during training
             (nothing upstream needs it); the method then returns ``None``.
+        accumulate : bool
+            ``True`` adds ∂L/∂p into ``p.grad``. ``False`` writes it there instead, which is
+            what adding to a zeroed gradient gives, without zeroing first: the training loop
+            uses it to save a pass over ∇θ per step.
         """
         raise NotImplementedError
 

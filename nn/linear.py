@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nn._blas import add_column_sums, add_xT_dz
 from nn.activations import Activation, get_activation
 from nn.init import get_initializer
 from nn.layer import Layer
@@ -130,8 +129,10 @@ class Dense(Layer):
         self._a = self.activation.apply(z, self._buffer("a", z.shape, z.dtype))
         return self._a
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """Accumulate ∂L/∂W and ∂L/∂b; return ∂L/∂x.
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
+        """Add ∂L/∂W and ∂L/∂b into the gradients; return ∂L/∂x.
 
         Parameters
         ----------
@@ -139,6 +140,8 @@ class Dense(Layer):
             ∂L/∂a.
         input_grad : bool
             Compute ∂L/∂x (``False`` returns ``None``; a model's first layer needs no ∂L/∂x).
+        accumulate : bool
+            Add into ``W.grad`` and ``b.grad`` (``True``) or overwrite them (``False``).
 
         Returns
         -------
@@ -148,14 +151,27 @@ class Dense(Layer):
         # 5.12: ∂L/∂z = σ'(z) ⊙ ∂L/∂a, with σ'(z) from the cached z and a
         dz = self.activation.chain(z, a, grad_out, self._buffer("dz", z.shape, z.dtype))
         # 5.10 and 5.8: ∂z/∂W = x, summed over the batch: ∂L/∂W += xᵀ·∂L/∂z
-        add_xT_dz(x, dz, self.W.grad)
+        self._add_grad(self.W, np.matmul, x.T, dz, accumulate)
         if self.b is not None:
-            # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z
-            add_column_sums(dz, self.b.grad)
+            # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z, as the product 1ᵀ·∂L/∂z
+            self._add_grad(self.b, np.matmul, self._ones(len(dz), dz.dtype), dz, accumulate)
         if not input_grad:
             return None
         # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
         return np.matmul(dz, self.W.data.T, out=self._buffer("dx", x.shape, dz.dtype))
+
+    def _add_grad(self, p: Parameter, product, a: np.ndarray, b: np.ndarray, accumulate: bool):
+        """p.grad += product(a, b), or p.grad = product(a, b), with no temporary allocated."""
+        if not accumulate:
+            product(a, b, out=p.grad)
+            return
+        p.grad += product(a, b, out=self._buffer(f"d{p.name}", p.grad.shape, p.grad.dtype))
+
+    def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
+        ones = self._buffers.get("ones")
+        if ones is None or ones.shape != (n,) or ones.dtype != dtype:
+            ones = self._buffers["ones"] = np.ones(n, dtype=dtype)
+        return ones
 
     def config(self) -> dict:
         act = self.activation

@@ -91,15 +91,24 @@ class _Normalization(Layer):
         out += self.beta.data
         return out
 
-    def _accumulate_affine_grads(self, grad_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """∂L/∂γ += Σ_batch ∂L/∂out ⊙ x̂ and ∂L/∂β += Σ_batch ∂L/∂out; returns both sums."""
+    def _accumulate_affine_grads(
+        self, grad_out: np.ndarray, accumulate: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """∂L/∂γ += Σ_batch ∂L/∂out ⊙ x̂ and ∂L/∂β += Σ_batch ∂L/∂out; returns both sums.
+
+        With ``accumulate=False`` the sums overwrite the gradients instead.
+        """
         n, dtype = self.n_features, self.gamma.grad.dtype
         dgamma = np.einsum(
             "ij,ij->j", grad_out, self._xhat, out=self._buffer("dgamma", (n,), dtype)
         )
         dbeta = np.sum(grad_out, axis=0, out=self._buffer("dbeta", (n,), dtype))
-        self.gamma.grad += dgamma
-        self.beta.grad += dbeta
+        if accumulate:
+            self.gamma.grad += dgamma
+            self.beta.grad += dbeta
+        else:
+            self.gamma.grad[...] = dgamma
+            self.beta.grad[...] = dbeta
         return dgamma, dbeta
 
 
@@ -217,7 +226,9 @@ class BatchNorm1d(_Normalization):
         self.running_var *= 1 - m
         self.running_var += np.multiply(var, m * batch / (batch - 1), out=step)
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
         """Accumulate ∂L/∂γ and ∂L/∂β; return ∂L/∂x.
 
         Parameters
@@ -226,6 +237,8 @@ class BatchNorm1d(_Normalization):
             g = ∂L/∂out of the last forward.
         input_grad : bool
             Compute ∂L/∂x (``False`` returns ``None``).
+        accumulate : bool
+            Add into ``gamma.grad`` and ``beta.grad`` (``True``) or overwrite them.
 
         Returns
         -------
@@ -233,7 +246,7 @@ class BatchNorm1d(_Normalization):
         """
         xhat, inv_std = self._xhat, self._inv_std
         # ∂out/∂γ = x̂ and ∂out/∂β = 1, summed over the batch
-        dgamma, dbeta = self._accumulate_affine_grads(grad_out)  # Σ g⊙x̂ and Σ g
+        dgamma, dbeta = self._accumulate_affine_grads(grad_out, accumulate)  # Σ g⊙x̂ and Σ g
         if not input_grad:
             return None
         dtype = xhat.dtype
@@ -324,7 +337,9 @@ class LayerNorm(_Normalization):
         self._xhat, self._inv_std = xhat, inv_std
         return self._affine(xhat)
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
         """Accumulate ∂L/∂γ and ∂L/∂β; return ∂L/∂x.
 
         Parameters
@@ -333,6 +348,8 @@ class LayerNorm(_Normalization):
             g = ∂L/∂out of the last forward.
         input_grad : bool
             Compute ∂L/∂x (``False`` returns ``None``).
+        accumulate : bool
+            Add into ``gamma.grad`` and ``beta.grad`` (``True``) or overwrite them.
 
         Returns
         -------
@@ -340,7 +357,7 @@ class LayerNorm(_Normalization):
         """
         xhat, inv_std = self._xhat, self._inv_std
         # ∂out/∂γ = x̂ and ∂out/∂β = 1, summed over the batch
-        self._accumulate_affine_grads(grad_out)
+        self._accumulate_affine_grads(grad_out, accumulate)
         if not input_grad:
             return None
         rows, dtype = xhat.shape[0], xhat.dtype

@@ -137,7 +137,9 @@ class Standardize(Layer):
         out /= self.scale
         return out
 
-    def backward(self, grad_out: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray | None:
         """``∂L/∂x = ∂L/∂out / scale`` (the layer has no parameters).
 
         Parameters

@@ -42,7 +42,7 @@ class ModeProbe(nn.Layer):
         self.seen.append(self.training)
         return x
 
-    def backward(self, grad_out, *, input_grad=True):
+    def backward(self, grad_out, *, input_grad=True, accumulate=True):
         return grad_out if input_grad else None
 
 
@@ -500,3 +500,27 @@ def test_predict_rejects_bad_input_with_informative_messages(X, error, match):
 def test_predict_rejects_bad_batch_size(bad, error):
     with pytest.raises(error, match="batch_size"):
         mlp().predict(np.ones((3, 4)), batch_size=bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_without_accumulate_writes_every_gradient(dtype):
+    """accumulate=False gives zero_grad() + backward exactly, whatever ∇θ held before."""
+    model = nn.Sequential(
+        nn.Dense(4, 6, activation="tanh"), nn.BatchNorm1d(6), nn.Dense(6, 5, activation="relu"),
+        nn.LayerNorm(5), nn.Dense(5, 3), seed=3, dtype=dtype,
+    )
+    x, g = data((7, 4)).astype(dtype), data((7, 3), 1).astype(dtype)
+    model.zero_grad()
+    model.forward(x)
+    model.backward(g)
+    expected = model.theta_grad.copy()
+    assert np.all(expected != 0)
+
+    model.theta_grad[...] = 123.0  # stale values that must not survive
+    model.forward(x)
+    model.backward(g, accumulate=False)
+    np.testing.assert_array_equal(model.theta_grad, expected)
+
+    model.forward(x)
+    model.backward(g)  # the default still adds
+    np.testing.assert_allclose(model.theta_grad, 2 * expected, rtol=1e-6)
