@@ -546,9 +546,10 @@ class _Trainer:
     """The per-step work of ``fit``, with the buffers it reuses across steps.
 
     Every step: forward, loss, metrics, backward writing ∇θ, a finite check of ‖∇θ‖² (one dot
-    product), optional clipping, a copy of θ into a backup buffer, the optimizer step, and a
-    finite check of ‖θ‖² (one dot product). The backup is what lets a step that overflows θ
-    be undone. Nothing here allocates per step or loops over parameters in Python.
+    product), optional clipping, a copy of θ into a backup buffer and the optimizer step.
+    The backup is what lets a step that overflows θ be undone: a non-finite θ is caught by the
+    next loss (or at the end of the epoch) without a pass of its own. Nothing here allocates
+    per step or loops over parameters in Python.
     """
 
     def __init__(self, model, loss, optimizer, batches, metrics, clip, callbacks) -> None:
@@ -569,6 +570,7 @@ class _Trainer:
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
             if not math.isfinite(value):
+                self.check_weights(epoch, batch - 1)  # was it the last step's new θ?
                 raise self._diverged(epoch, batch, "loss", value)
             for m in metrics:
                 m.update(pred, yb)
@@ -584,8 +586,6 @@ class _Trainer:
             np.copyto(backup, theta)
             optimizer.step()
             self.step += 1
-            if not math.isfinite(float(np.dot(theta, theta))):
-                self._check_weights(epoch, batch)
             total += value * len(xb)
             seen += len(xb)
             if bar is not None:
@@ -593,11 +593,13 @@ class _Trainer:
                 if batch % 16 == 1:
                     bar.set_postfix_str(f"loss={total / seen:.4f}", refresh=False)
             if self.batch_callbacks:
+                self.check_weights(epoch, batch)  # callbacks must not see a non-finite θ
                 logs = {"loss": value, "size": len(xb)}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(batch - 1, logs)
                 if model.stop_training:
                     break
+        self.check_weights(epoch, batch)
         return total / seen
 
     def full_batch_epoch(self, epoch: int) -> float:
@@ -679,10 +681,15 @@ class _Trainer:
             raise self._diverged(epoch, batch, "gradient", value, detail)
         return vector_norm(grad)
 
-    def _check_weights(self, epoch: int, batch: int) -> None:
-        """Undo the step and raise if θ holds NaN or ±inf (not if only ‖θ‖² overflowed)."""
+    def check_weights(self, epoch: int, batch: int) -> None:
+        """Undo the last step and raise if it left NaN or ±inf in θ.
+
+        Called when a loss turns non-finite (a non-finite weight always makes the next loss
+        NaN or ±inf, as 0·inf and inf − inf are NaN), at the end of every epoch, and before
+        batch callbacks, so no one sees a non-finite θ: one dot product, not one per step.
+        """
         theta = self.model.theta
-        if np.isfinite(theta).all():
+        if math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all():
             return
         value, detail = self._first_bad("data")
         theta[...] = self.backup

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 
 def invalid(name: str, expected: str, value: Any) -> ValueError:
@@ -100,3 +102,35 @@ def one_of(name: str, value: Any, options: Iterable[str]) -> str:
         listed = ", ".join(repr(o) for o in options)
         raise invalid(name, f"one of {listed}", value)
     return value
+
+
+def plain(value: Any) -> Any:
+    """A Python scalar from a 0-d array or NumPy scalar (as read back from an .npz file)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def state_dict_header(owner: object, state_dict: Any, keys: set[str], kind: str, noun: str) -> None:
+    """Check a ``state_dict`` is a mapping with exactly ``keys``, saved from ``owner``'s class.
+
+    ``kind`` is the key holding the class name (``"optimizer"`` or ``"scheduler"``) and
+    ``noun`` names the owner in messages.
+    """
+    cls = type(owner).__name__
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"Received an invalid value for `state_dict`, expected a mapping from "
+            f"{cls}.state_dict(). Received: {type(state_dict).__name__}"
+        )
+    missing = sorted(keys - set(state_dict))
+    unexpected = sorted(set(state_dict) - keys)
+    if missing or unexpected:
+        raise ValueError(
+            f"state_dict does not match {cls}: missing keys {missing}, unexpected keys {unexpected}"
+        )
+    name = plain(state_dict[kind])
+    if name != cls:
+        raise ValueError(f"state_dict was saved from {name!r}; this {noun} is {cls!r}")

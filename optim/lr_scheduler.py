@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from optim import _checks as checks
-from optim.optimizer import Optimizer, _plain
+from optim.optimizer import Optimizer
 
 
 class LRScheduler:
@@ -97,32 +97,15 @@ class LRScheduler:
         ValueError
             When the keys, the schedule class or a hyperparameter differ from this schedule's.
         """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(
-                f"Received an invalid value for `state_dict`, expected a mapping from "
-                f"{type(self).__name__}.state_dict(). Received: {type(state_dict).__name__}"
-            )
-        keys = set(self.state_dict())
-        missing = sorted(keys - set(state_dict))
-        unexpected = sorted(set(state_dict) - keys)
-        if missing or unexpected:
-            raise ValueError(
-                f"state_dict does not match {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
-        name = _plain(state_dict["scheduler"])
-        if name != type(self).__name__:
-            raise ValueError(
-                f"state_dict was saved from {name!r}; this schedule is {type(self).__name__!r}"
-            )
+        checks.state_dict_header(self, state_dict, set(self.state_dict()), "scheduler", "schedule")
         for key in self._config:
-            saved, value = _plain(state_dict[key]), getattr(self, key)
+            saved, value = checks.plain(state_dict[key]), getattr(self, key)
             if saved != value:
                 raise ValueError(
                     f"state_dict was saved with {key}={saved!r}; this schedule has "
                     f"{key}={value!r}. Build the schedule with the same hyperparameters."
                 )
-        values = {name: _plain(state_dict[name.lstrip("_")]) for name in self._counters}
+        values = {name: checks.plain(state_dict[name.lstrip("_")]) for name in self._counters}
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(
@@ -328,7 +311,7 @@ class ReduceLROnPlateau(LRScheduler):
 
         A NaN metric counts as a bad epoch, as in PyTorch.
         """
-        if isinstance(metric, bool) or not isinstance(_plain(metric), numbers.Real):
+        if isinstance(metric, bool) or not isinstance(checks.plain(metric), numbers.Real):
             raise TypeError(
                 "Received an invalid value for `metric`, expected a real number such as the "
                 f"validation loss. Received: metric={metric!r} of type {type(metric).__name__}"

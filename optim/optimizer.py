@@ -12,15 +12,6 @@ from optim import _checks as checks
 from optim._vectors import VectorPair, check_params, vector_pairs
 
 
-def _plain(value: Any) -> Any:
-    """A Python scalar from a 0-d array or NumPy scalar (as read back from an .npz file)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
-
-
 class Optimizer:
     """Base class of the optimizers: updates parameters in place from their gradients.
 
@@ -145,33 +136,17 @@ class Optimizer:
             When the keys, the optimizer class, a hyperparameter, or the shape or dtype of a
             buffer differ from this optimizer's.
         """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(
-                f"Received an invalid value for `state_dict`, expected a mapping from "
-                f"{type(self).__name__}.state_dict(). Received: {type(state_dict).__name__}"
-            )
         keys = {"optimizer", "lr", "step", *self._hyperparameters(), *self.state}
-        missing = sorted(keys - set(state_dict))
-        unexpected = sorted(set(state_dict) - keys)
-        if missing or unexpected:
-            raise ValueError(
-                f"state_dict does not match {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
-        name = _plain(state_dict["optimizer"])
-        if name != type(self).__name__:
-            raise ValueError(
-                f"state_dict was saved from {name!r}; this optimizer is {type(self).__name__!r}"
-            )
+        checks.state_dict_header(self, state_dict, keys, "optimizer", "optimizer")
         for key, value in self._hyperparameters().items():
-            saved = _plain(state_dict[key])
+            saved = checks.plain(state_dict[key])
             if saved != value or isinstance(saved, bool) != isinstance(value, bool):
                 raise ValueError(
                     f"state_dict was saved with {key}={saved!r}; this optimizer has "
                     f"{key}={value!r}. Build the optimizer with the same hyperparameters."
                 )
-        lr = checks.non_negative("lr", _plain(state_dict["lr"]))
-        steps = checks.non_negative_int("step", _plain(state_dict["step"]))
+        lr = checks.non_negative("lr", checks.plain(state_dict["lr"]))
+        steps = checks.non_negative_int("step", checks.plain(state_dict["step"]))
         shape, dtype = (self._size,), self._dtype
         for key in self.state:
             array = state_dict[key]
