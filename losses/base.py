@@ -95,7 +95,7 @@ def check_weight_vector(name: str, value: Any) -> np.ndarray:
 def as_pred(pred: ArrayLike) -> np.ndarray:
     """``pred`` as a floating-point ndarray with a batch dimension (no copy for ndarrays)."""
     arr = np.asarray(pred)
-    if not np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype.kind != "f":
         raise TypeError(
             "Received an invalid value for `pred`, expected a floating-point array. "
             f"Received: pred with dtype {arr.dtype}"
@@ -113,7 +113,7 @@ def as_target_array(target: ArrayLike, *, allow_bool: bool = False) -> np.ndarra
     arr = np.asarray(target)
     if arr.dtype == np.bool_ and allow_bool:
         return arr
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+    if arr.dtype.kind not in "iuf":  # bool, complex, strings and objects are refused
         raise TypeError(
             "Received an invalid value for `target`, expected an array of real numbers. "
             f"Received: target with dtype {arr.dtype}"

@@ -312,11 +312,13 @@ class CrossEntropy(Loss):
         w = None if self.weight is None else self._weight(dtype)
 
         # Stable log-softmax; softmax kept for backward.
-        zmax = np.max(z, axis=1, keepdims=True, out=self._buffer("zmax", (n, 1), dtype))
+        zmax = np.maximum.reduce(z, axis=1, keepdims=True, out=self._buffer("zmax", (n, 1), dtype))
         logp = np.subtract(z, zmax, out=self._buffer("logp", z.shape, dtype))
         with np.errstate(under="ignore"):
             prob = np.exp(logp, out=self._buffer("prob", z.shape, dtype))
-        sumexp = np.sum(prob, axis=1, keepdims=True, out=self._buffer("sumexp", (n, 1), dtype))
+        sumexp = np.add.reduce(
+            prob, axis=1, keepdims=True, out=self._buffer("sumexp", (n, 1), dtype)
+        )
         prob /= sumexp  # softmax(z)
         logp -= np.log(sumexp, out=sumexp)  # log softmax(z) = z - max - log Σ exp(z - max)
 
@@ -415,7 +417,7 @@ class CrossEntropy(Loss):
 def _check_labels(labels: np.ndarray, n_classes: int) -> None:
     """Raise ``ValueError`` unless every label is a whole number in ``[0, n_classes)``."""
     expected = f"expected integer class labels in [0, C) = [0, {n_classes})"
-    is_float = np.issubdtype(labels.dtype, np.floating)
+    is_float = labels.dtype.kind == "f"
     if is_float:
         bad = np.isnan(labels)
         if bad.any():
@@ -423,7 +425,7 @@ def _check_labels(labels: np.ndarray, n_classes: int) -> None:
             raise ValueError(
                 f"Received an invalid value for `target`, {expected}. Received: target[{i}]=nan"
             )
-    lo, hi = labels.min(), labels.max()
+    lo, hi = np.minimum.reduce(labels), np.maximum.reduce(labels)
     if lo < 0 or hi >= n_classes:
         i = int(np.flatnonzero((labels < 0) | (labels >= n_classes))[0])
         kind = "a negative label" if labels[i] < 0 else "a label out of range"
