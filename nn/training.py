@@ -510,9 +510,9 @@ def fit(
                 cb.on_epoch_begin(epoch, {})
             for m in metric_objs:
                 m.reset()
-            # Overflow is checked explicitly (TrainingDivergedError), so numpy's warnings
-            # about it would only repeat that, or flag harmless saturation (exp of -1000).
-            with np.errstate(over="ignore"):
+            # Overflow and NaN are checked explicitly (TrainingDivergedError), so numpy's
+            # warnings would only repeat that, or flag harmless saturation (exp of -1000).
+            with np.errstate(over="ignore", invalid="ignore"):
                 if optimizer.full_batch:
                     epoch_loss = trainer.full_batch_epoch(epoch)
                     bar = None

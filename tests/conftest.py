@@ -216,5 +216,5 @@ def assert_gradcheck():
 def pytest_terminal_summary(terminalreporter) -> None:
     if _WORST["rel"] > 0:
         terminalreporter.write_line(
-            f"worst nn.gradcheck relative error: {_WORST['rel']:.2e} ({_WORST['where']})"
+            f"nn.gradcheck: largest relative difference {_WORST['rel']:.2e} ({_WORST['where']})"
         )
