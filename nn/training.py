@@ -226,18 +226,18 @@ def _check_sample_weight(sample_weight: object, n: int, dtype: np.dtype, name: s
     return np.asarray(sw, dtype=dtype)
 
 
-def _check_clip(clip: object) -> float | None:
+def _check_clip(name: str, clip: object) -> float | None:
     if clip is None:
         return None
     if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
         raise TypeError(
-            "Received an invalid value for `clip_grad_norm`, expected a positive number or "
-            f"None. Received: clip_grad_norm={clip!r}"
+            f"Received an invalid value for `{name}`, expected a positive number or "
+            f"None. Received: {name}={clip!r}"
         )
     if not (math.isfinite(clip) and clip > 0):
         raise ValueError(
-            "Received an invalid value for `clip_grad_norm`, expected a positive finite "
-            f"number. Received: clip_grad_norm={clip!r}"
+            f"Received an invalid value for `{name}`, expected a positive finite "
+            f"number. Received: {name}={clip!r}"
         )
     return float(clip)
 
@@ -277,9 +277,7 @@ def _split_validation(X, y, sw, validation_data, validation_split, loss, model):
             "`validation_data` must be a tuple (X_val, y_val) or (X_val, y_val, "
             f"sample_weight_val). Received: {type(validation_data).__name__}"
         )
-    X_val = check_array(
-        validation_data[0], "X_val", n_features=model.n_features, dtype=model.dtype
-    )
+    X_val = check_array(validation_data[0], "X_val", n_features=model.n_features, dtype=model.dtype)
     y_val = _check_targets(validation_data[1], loss, model, "y_val")
     check_same_length(X_val, y_val, "X_val", "y_val")
     sw_val = None
@@ -367,6 +365,7 @@ def fit(
     callbacks: Sequence = (),
     progress: bool | None = None,
     clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
     sample_weight: np.ndarray | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume_from: str | os.PathLike | None = None,
@@ -411,6 +410,9 @@ def fit(
     clip_grad_norm : float, optional
         Before each step, ∇θ ← ∇θ · c / (‖∇θ‖ + 1e-6) when ‖∇θ‖ > c, as
         :func:`optim.clip_grad_norm`.
+    clip_grad_value : float, optional
+        Before each step, clip every component of ∇θ into [−c, c], as
+        :func:`optim.clip_grad_value`. Give at most one of the two clipping arguments.
     sample_weight : array_like, shape (n_samples,), optional
         Non-negative finite weights, passed per batch as
         ``loss.forward(pred, target, sample_weight=...)``: with ``reduction="mean"`` each
@@ -447,7 +449,13 @@ def fit(
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     validation_split = check_fraction("validation_split", validation_split)
-    clip = _check_clip(clip_grad_norm)
+    clip = _check_clip("clip_grad_norm", clip_grad_norm)
+    clip_value = _check_clip("clip_grad_value", clip_grad_value)
+    if clip is not None and clip_value is not None:
+        raise ValueError(
+            "Received both `clip_grad_norm` and `clip_grad_value`; expected at most one. "
+            f"Received: clip_grad_norm={clip_grad_norm!r}, clip_grad_value={clip_grad_value!r}"
+        )
     _check_choice("shuffle", shuffle, (True, False), "a bool")
     _check_choice("progress", progress, (None, True, False), "True, False or None")
     if seed is not None:
@@ -455,9 +463,10 @@ def fit(
     _check_path("checkpoint", checkpoint)
     _check_path("resume_from", resume_from)
     optimizer = _resolve_optimizer(optimizer, model)
-    if clip is not None and optimizer.full_batch:
+    if (clip is not None or clip_value is not None) and optimizer.full_batch:
+        name = "clip_grad_norm" if clip is not None else "clip_grad_value"
         raise ValueError(
-            f"`clip_grad_norm` does not apply to {type(optimizer).__name__}, which minimises "
+            f"`{name}` does not apply to {type(optimizer).__name__}, which minimises "
             "the full-batch loss with its own line search"
         )
     metric_objs = _resolve_metrics(metrics)
@@ -474,7 +483,7 @@ def fit(
         )
 
     batches = _Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype)
-    trainer = _Trainer(model, loss, optimizer, batches, metric_objs, clip, callbacks)
+    trainer = _Trainer(model, loss, optimizer, batches, metric_objs, clip, clip_value, callbacks)
     history = History()
     model.stop_training = False
     params = {
@@ -523,9 +532,7 @@ def fit(
             logs = {"loss": epoch_loss}
             logs.update({m.name: m.result() for m in metric_objs})
             if val is not None:
-                results = _evaluate_batches(
-                    model, *val, loss, val_metrics, max(batch_size, 256)
-                )
+                results = _evaluate_batches(model, *val, loss, val_metrics, max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in results.items()})
                 model.train()
             logs["lr"] = float(optimizer.lr)
@@ -552,9 +559,12 @@ class _Trainer:
     per step or loops over parameters in Python.
     """
 
-    def __init__(self, model, loss, optimizer, batches, metrics, clip, callbacks) -> None:
+    def __init__(
+        self, model, loss, optimizer, batches, metrics, clip, clip_value, callbacks
+    ) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.batches, self.metrics, self.clip = batches, metrics, clip
+        self.batches, self.metrics = batches, metrics
+        self.clip, self.clip_value = clip, clip_value
         self.batch_callbacks = [
             cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
         ]
@@ -564,7 +574,8 @@ class _Trainer:
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
         """One pass over the data; returns the mean loss over samples."""
         model, loss, optimizer, metrics = self.model, self.loss, self.optimizer, self.metrics
-        theta, theta_grad, backup, clip = model.theta, model.theta_grad, self.backup, self.clip
+        theta, theta_grad, backup = model.theta, model.theta_grad, self.backup
+        clip, clip_value = self.clip, self.clip_value
         total, seen = 0.0, 0
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
             pred = model.forward(xb)
@@ -583,6 +594,8 @@ class _Trainer:
                 norm = self._check_gradient(epoch, batch)
             if clip is not None and norm > clip:  # optim.clip_grad_norm's rule
                 theta_grad *= clip / (norm + 1e-6)
+            if clip_value is not None:  # optim.clip_grad_value's rule
+                np.clip(theta_grad, -clip_value, clip_value, out=theta_grad)
             np.copyto(backup, theta)
             optimizer.step()
             self.step += 1

@@ -66,7 +66,8 @@ def quiet_fit(model, X, y, **kwargs):
     return model.fit(X, y, **kwargs)
 
 
-def manual_epochs(model, loss, optimizer, X, y, batch_size, epochs, lr_at=None, clip=None):
+def manual_epochs(model, loss, optimizer, X, y, batch_size, epochs, lr_at=None, clip=None,
+                  clip_value=None):
     """The reference loop: batches sliced in order, by the layer API."""
     losses_per_epoch = []
     for epoch in range(epochs):
@@ -81,6 +82,8 @@ def manual_epochs(model, loss, optimizer, X, y, batch_size, epochs, lr_at=None, 
             model.backward(loss.backward())
             if clip is not None:
                 optim.clip_grad_norm(model.parameters(), clip)
+            if clip_value is not None:
+                optim.clip_grad_value(model.parameters(), clip_value)
             optimizer.step()
             total += value * len(xb)
         losses_per_epoch.append(total / len(X))
@@ -561,13 +564,37 @@ def test_clip_grad_norm_in_fit_follows_optim_clip_grad_norm():
     assert not np.array_equal(unclipped.theta, reference.theta)  # clipping was active
 
 
-@pytest.mark.parametrize(("clip", "error"), [(0, ValueError), (-1.0, ValueError),
-                                             (math.inf, ValueError), ("1", TypeError)])
-def test_clip_grad_norm_must_be_a_positive_number(clip, error):
+def test_clip_grad_value_in_fit_follows_optim_clip_grad_value():
+    X, y = regression_data(24, dtype=np.float32)
+    fitted = nn.Sequential(nn.Dense(3, 5, activation="tanh"), nn.Dense(5, 1), seed=1)
+    reference = fitted.copy()
+    quiet_fit(fitted, X, y * 10, loss="mse", optimizer=optim.SGD(fitted.parameters(), lr=0.01),
+              epochs=3, batch_size=6, shuffle=False, clip_grad_value=0.05)
+    manual_epochs(reference, losses.MSE(), optim.SGD(reference.parameters(), lr=0.01),
+                  X, (y * 10).reshape(-1, 1), 6, 3, clip_value=0.05)
+    assert np.array_equal(fitted.theta, reference.theta)
+    unclipped = reference.copy()
+    quiet_fit(unclipped, X, y * 10, loss="mse", optimizer=optim.SGD(unclipped.parameters(),
+              lr=0.01), epochs=1, batch_size=6, shuffle=False)
+    assert not np.array_equal(unclipped.theta, reference.theta)  # clipping was active
+
+
+def test_clip_grad_norm_and_value_together_are_refused():
     X, y = regression_data(8)
     model = nn.Sequential(nn.Dense(3, 1), seed=0)
-    with pytest.raises(error, match="clip_grad_norm"):
-        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1, clip_grad_norm=clip)
+    with pytest.raises(ValueError, match="both `clip_grad_norm` and `clip_grad_value`"):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1, clip_grad_norm=1.0,
+                  clip_grad_value=1.0)
+
+
+@pytest.mark.parametrize(("clip", "error"), [(0, ValueError), (-1.0, ValueError),
+                                             (math.inf, ValueError), ("1", TypeError)])
+@pytest.mark.parametrize("name", ["clip_grad_norm", "clip_grad_value"])
+def test_clip_arguments_must_be_positive_numbers(clip, error, name):
+    X, y = regression_data(8)
+    model = nn.Sequential(nn.Dense(3, 1), seed=0)
+    with pytest.raises(error, match=name):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1, **{name: clip})
 
 
 # -- L-BFGS ------------------------------------------------------------------------------------
