@@ -329,7 +329,7 @@ class CrossEntropy(Loss):
             np.copyto(labels, target, casting="unsafe")
             flat = self._buffer("flat", (n,), np.intp)
             np.add(labels, self._row_offsets(n, n_classes), out=flat)  # index into ravel()
-            np.take(logp.reshape(-1), flat, out=ell)  # logp_n,label_n
+            np.take(logp.reshape(-1), flat, out=ell, mode="clip")  # logp_n,label_n (checked)
             self._wt = None if w is None else np.take(w, labels)  # w_label_n, shape (N,)
             if self._wt is not None:
                 ell *= self._wt

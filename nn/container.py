@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +53,12 @@ class Sequential(Layer):
                     f"The same layer object {layer!r} is passed twice (arguments {first} and "
                     f"{i}); a layer caches its forward values, so each position needs its own"
                 )
+            if any(p.data.base is not None for p in layer.parameters()):
+                raise ValueError(
+                    f"Layer {layer!r} (argument {i}) already belongs to a Sequential: its "
+                    "parameters are views into that model's θ, which a second model would "
+                    "take over. Pass copy.deepcopy(layer), or use model.copy()"
+                )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(
                 f"Received an invalid value for `seed`, expected a non-negative integer or "
@@ -70,6 +77,14 @@ class Sequential(Layer):
         self.theta, self.theta_grad = self._bind_parameters()
         for layer in self.layers:
             layer.reset_parameters(self.rng)
+        # Training needs no ∂L/∂x below the first layer with parameters.
+        self._first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.parameters()), len(layers) - 1
+        )
+        # Layers written to DESIGN's plain `backward(grad_out)`, without the keywords.
+        self._plain_backward = {
+            i for i, layer in enumerate(self.layers) if not _takes_backward_keywords(layer)
+        }
 
     # -- θ ------------------------------------------------------------------------------------
     def _bind_parameters(self) -> tuple[np.ndarray, np.ndarray]:
@@ -157,9 +172,19 @@ class Sequential(Layer):
         ndarray, shape (batch, n_features), or None when ``input_grad`` is False
         """
         grad = grad_out if grad_out.dtype == self.dtype else grad_out.astype(self.dtype)
-        for layer in reversed(self.layers[1:]):
-            grad = layer.backward(grad, accumulate=accumulate)
-        return self.layers[0].backward(grad, input_grad=input_grad, accumulate=accumulate)
+        last = 0 if input_grad else self._first_trainable
+        for i in range(len(self.layers) - 1, last - 1, -1):
+            needs_input_grad = i > last or input_grad
+            if i in self._plain_backward:  # adds, and always returns ∂L/∂x
+                if not accumulate:
+                    for p in self.layers[i].parameters():
+                        p.grad.fill(0)
+                grad = self.layers[i].backward(grad)
+            else:
+                grad = self.layers[i].backward(
+                    grad, input_grad=needs_input_grad, accumulate=accumulate
+                )
+        return grad if input_grad else None
 
     # -- modes ----------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Sequential:
@@ -251,3 +276,10 @@ class Sequential(Layer):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         head = f"Sequential(dtype={self.dtype.name}, parameters={self.n_parameters}"
         return head + ")\n" + "\n".join(lines) if lines else head + ")"
+
+
+def _takes_backward_keywords(layer: Layer) -> bool:
+    """Whether ``layer.backward`` accepts ``input_grad=`` and ``accumulate=``."""
+    params = inspect.signature(layer.backward).parameters.values()
+    names = {p.name for p in params}
+    return {"input_grad", "accumulate"} <= names or any(p.kind is p.VAR_KEYWORD for p in params)

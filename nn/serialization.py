@@ -173,6 +173,12 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
                 f"Cannot save layer {layer!r}: model files hold only the layer types "
                 f"{sorted(LAYER_TYPES)}"
             )
+        act = getattr(layer, "activation", None)
+        if act is not None and activations.ACTIVATIONS.get(act.name) is not type(act):
+            raise TypeError(
+                f"Cannot save layer {layer!r}: its activation {type(act).__name__} is not one "
+                f"of the activations model files hold, {sorted(activations.ACTIVATIONS)}"
+            )
         layers.append({"type": name, "config": layer.config()})
     _require_finite("θ", model.theta)
     arrays: dict[str, np.ndarray] = {"theta": model.theta}

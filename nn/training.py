@@ -25,6 +25,7 @@ from nn.metrics import Metric, get_metric
 from nn.normalization import BatchNorm1d
 from nn.validation import (
     check_array,
+    check_finite,
     check_fraction,
     check_non_negative_int,
     check_positive_int,
@@ -162,6 +163,7 @@ def _check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
     if labels:
         _check_labels(y, n_outputs, name)
         return y
+    check_finite(y, name, dtype=model.dtype)  # targets too large for the model's dtype
     width = 1 if y.ndim == 1 else y.shape[1]
     if n_outputs is not None and width != n_outputs:
         kind = "class-probability rows" if isinstance(loss, CrossEntropy) else "targets"
@@ -333,15 +335,17 @@ class _Batches:
                 rows = self._rows[:k]
                 rows[...] = order[start:stop]
                 rows.sort()
+                # mode="clip": the rows are a permutation, always in range, and numpy's
+                # default mode="raise" gathers into a temporary before copying to `out`
                 if self._xraw is None:
-                    np.take(X, rows, axis=0, out=xb)
+                    np.take(X, rows, axis=0, out=xb, mode="clip")
                 else:  # read the rows in X's dtype, then cast into the model's
                     raw = self._xraw[:k]
-                    np.take(X, rows, axis=0, out=raw)
+                    np.take(X, rows, axis=0, out=raw, mode="clip")
                     np.copyto(xb, raw, casting="unsafe")
-                np.take(y, rows, axis=0, out=yb)
+                np.take(y, rows, axis=0, out=yb, mode="clip")
                 if wb is not None:
-                    np.take(w, rows, out=wb)
+                    np.take(w, rows, out=wb, mode="clip")
             yield xb, yb, wb
 
 
@@ -463,6 +467,17 @@ def fit(
     _check_path("checkpoint", checkpoint)
     _check_path("resume_from", resume_from)
     optimizer = _resolve_optimizer(optimizer, model)
+    if not np.isfinite(model.theta).all():
+        bad = next(
+            f"{p.name} of layer {i}"
+            for i, layer in enumerate(model.layers)
+            for p in layer.parameters()
+            if not np.isfinite(p.data).all()
+        )
+        raise ValueError(
+            f"The model's weights must be finite before training, but {bad} holds NaN or "
+            "infinity"
+        )
     if (clip is not None or clip_value is not None) and optimizer.full_batch:
         name = "clip_grad_norm" if clip is not None else "clip_grad_value"
         raise ValueError(
@@ -512,6 +527,7 @@ def fit(
     show_lines = progress is not False
     show_bar = progress is True or (progress is None and sys.stderr.isatty())
     val_metrics = [copy.deepcopy(m) for m in metric_objs]
+    was_training = model.training
     model.train()
     try:
         for epoch in range(initial_epoch, epochs):
@@ -543,7 +559,7 @@ def fit(
             if model.stop_training:
                 break
     finally:
-        model.eval()
+        model.train(was_training)
     for cb in callbacks:
         cb.on_train_end(history.history)
     return history
@@ -553,10 +569,9 @@ class _Trainer:
     """The per-step work of ``fit``, with the buffers it reuses across steps.
 
     Every step: forward, loss, metrics, backward writing ∇θ, a finite check of ‖∇θ‖² (one dot
-    product), optional clipping, a copy of θ into a backup buffer and the optimizer step.
-    The backup is what lets a step that overflows θ be undone: a non-finite θ is caught by the
-    next loss (or at the end of the epoch) without a pass of its own. Nothing here allocates
-    per step or loops over parameters in Python.
+    product), optional clipping, a copy of θ into a backup buffer, the optimizer step and a
+    finite check of ‖θ‖² (one dot product). The backup is what lets a step that overflows θ
+    be undone. Nothing here allocates per step or loops over parameters in Python.
     """
 
     def __init__(
@@ -568,7 +583,7 @@ class _Trainer:
         self.batch_callbacks = [
             cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
         ]
-        self.backup = np.empty_like(model.theta)
+        self.backup = model.theta.copy()
         self.step = 0  # optimizer steps taken in this fit call
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
@@ -581,7 +596,6 @@ class _Trainer:
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
             if not math.isfinite(value):
-                self.check_weights(epoch, batch - 1)  # was it the last step's new θ?
                 raise self._diverged(epoch, batch, "loss", value)
             for m in metrics:
                 m.update(pred, yb)
@@ -599,6 +613,7 @@ class _Trainer:
             np.copyto(backup, theta)
             optimizer.step()
             self.step += 1
+            self.check_weights(epoch, batch)
             total += value * len(xb)
             seen += len(xb)
             if bar is not None:
@@ -606,13 +621,11 @@ class _Trainer:
                 if batch % 16 == 1:
                     bar.set_postfix_str(f"loss={total / seen:.4f}", refresh=False)
             if self.batch_callbacks:
-                self.check_weights(epoch, batch)  # callbacks must not see a non-finite θ
                 logs = {"loss": value, "size": len(xb)}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(batch - 1, logs)
                 if model.stop_training:
                     break
-        self.check_weights(epoch, batch)
         return total / seen
 
     def full_batch_epoch(self, epoch: int) -> float:
@@ -697,9 +710,9 @@ class _Trainer:
     def check_weights(self, epoch: int, batch: int) -> None:
         """Undo the last step and raise if it left NaN or ±inf in θ.
 
-        Called when a loss turns non-finite (a non-finite weight always makes the next loss
-        NaN or ±inf, as 0·inf and inf − inf are NaN), at the end of every epoch, and before
-        batch callbacks, so no one sees a non-finite θ: one dot product, not one per step.
+        One read-only dot product per step. A non-finite weight does not always show in the
+        next loss (a ReLU maps a −inf bias to 0), so θ itself is checked after every step,
+        which makes the backup exactly the last finite θ.
         """
         theta = self.model.theta
         if math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all():

@@ -589,3 +589,17 @@ def test_save_keeps_the_permissions_of_the_file_it_replaces(tmp_path):
     os.chmod(p, 0o640)
     small_model().save(p)
     assert p.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_custom_activation_is_refused_at_save_not_at_load(tmp_path):
+    class Swish(nn.Activation):
+        name = "swish"
+
+        def apply(self, z, out):
+            return np.multiply(z, 1 / (1 + np.exp(-z)), out=out)
+
+    model = nn.Sequential(nn.Dense(3, 2, activation=Swish()), seed=0)
+    path = tmp_path / "m.npz"
+    with pytest.raises(TypeError, match="activation Swish is not one of"):
+        model.save(path)
+    assert not path.exists()

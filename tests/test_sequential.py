@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -524,3 +526,65 @@ def test_backward_without_accumulate_writes_every_gradient(dtype):
     model.forward(x)
     model.backward(g)  # the default still adds
     np.testing.assert_allclose(model.theta_grad, 2 * expected, rtol=1e-6)
+
+
+class PlainScale(nn.Layer):
+    """A layer written to DESIGN's plain contract: backward(grad_out) adds and returns ∂L/∂x."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.s = nn.Parameter(np.ones(n, dtype=np.float32), "s")
+
+    def parameters(self):
+        return [self.s]
+
+    def forward(self, x):
+        self._x = x
+        return x * self.s.data
+
+    def backward(self, grad_out):
+        self.s.grad += (grad_out * self._x).sum(axis=0)  # ∂L/∂s = Σ_batch g ⊙ x
+        return grad_out * self.s.data
+
+
+def test_a_layer_with_the_plain_backward_contract_trains_correctly(linear_loss):
+    model = nn.Sequential(nn.Dense(3, 4, activation="tanh"), PlainScale(4), nn.Dense(4, 2), seed=0)
+    model.layers[1].s.data[...] = [0.5, -1.0, 2.0, 1.5]
+    X, r = data((5, 3)), data((5, 2), 1)
+    report = nn.gradcheck(model, linear_loss, X, r)
+    assert report.passed, str(report)
+
+    model.forward(X)
+    model.backward(r)  # the loss gradient of L = Σ r ⊙ out is r
+    expected = model.theta_grad.copy()
+    model.theta_grad[...] = 9.0  # stale: accumulate=False must still give the fresh gradient
+    model.forward(X)
+    model.backward(r, input_grad=False, accumulate=False)
+    np.testing.assert_allclose(model.theta_grad, expected, rtol=1e-6)
+
+
+def test_a_layer_bound_to_one_model_is_refused_by_another():
+    dense = nn.Dense(3, 2)
+    first = nn.Sequential(dense, seed=0)
+    with pytest.raises(ValueError, match=r"already belongs to a Sequential.*deepcopy"):
+        nn.Sequential(dense, seed=1)
+    assert np.shares_memory(dense.W.data, first.theta)  # the first model is untouched
+    second = nn.Sequential(copy.deepcopy(dense), seed=1)
+    assert not np.shares_memory(second.theta, first.theta)
+
+
+def test_training_skips_the_input_gradient_below_the_first_layer_with_parameters():
+    calls = []
+
+    class Spy(nn.Dense):
+        def backward(self, grad_out, *, input_grad=True, accumulate=True):
+            calls.append(input_grad)
+            return super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+
+    model = nn.Sequential(nn.Standardize(3), Spy(3, 4, activation="relu"), Spy(4, 2), seed=0)
+    out = model.forward(data((6, 3)))
+    assert model.backward(np.ones_like(out), input_grad=False) is None
+    assert calls == [True, False]  # the last Dense feeds the first; the first feeds no one
+    calls.clear()
+    assert model.backward(np.ones_like(out)).shape == (6, 3)
+    assert calls == [True, True]

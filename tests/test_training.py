@@ -771,3 +771,53 @@ def test_bad_fit_arguments_raise_clear_errors(kwargs, error, match):
     args = {"loss": "mse", "optimizer": "sgd", "epochs": 1, "progress": False, **kwargs}
     with pytest.raises(error, match=match):
         model.fit(X, y, **args)
+
+
+class PoisonsABias(optim.SGD):
+    """SGD whose second step leaves −inf in the first layer's bias, which a ReLU hides."""
+
+    def __init__(self, model, **kwargs):
+        super().__init__(model.parameters(), **kwargs)
+        self.model = model
+        self.after = []
+
+    def step(self):
+        super().step()
+        if self.steps == 2:
+            self.model.layers[0].b.data[0] = -np.inf
+        self.after.append(self.model.theta.copy())
+
+
+def test_weights_made_non_finite_are_caught_at_that_step_even_when_the_loss_stays_finite():
+    X, y = regression_data(32, dtype=np.float32)
+    model = nn.Sequential(nn.Dense(3, 4, activation="relu"), nn.Dense(4, 1), seed=0)
+    opt = PoisonsABias(model, lr=0.01)
+    with pytest.raises(TrainingDivergedError, match="weights non-finite") as info:
+        quiet_fit(model, X, y, loss="mse", optimizer=opt, epochs=1, batch_size=8, shuffle=False)
+    assert (info.value.batch, info.value.step, info.value.quantity) == (2, 2, "weights")
+    assert np.array_equal(model.theta, opt.after[0])  # the weights after step 1
+
+
+def test_non_finite_starting_weights_are_refused_before_training():
+    X, y = regression_data(8)
+    model = nn.Sequential(nn.Dense(3, 2), nn.Dense(2, 1), seed=0)
+    model.layers[1].W.data[0, 0] = np.nan
+    with pytest.raises(ValueError, match="W of layer 1 holds NaN or infinity"):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_fit_leaves_the_training_mode_as_it_found_it(mode):
+    X, y = regression_data(8)
+    model = nn.Sequential(nn.Dense(3, 2), nn.Dropout(0.5), nn.Dense(2, 1), seed=0)
+    model.train(mode)
+    quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
+    assert model.training is mode and model.layers[1].training is mode
+
+
+def test_regression_targets_beyond_the_model_dtype_are_refused():
+    X, y = regression_data(8)
+    y[3] = 1e300  # finite in float64, inf once cast for a float32 model
+    model = nn.Sequential(nn.Dense(3, 1), seed=0)
+    with pytest.raises(ValueError, match=r"y has values too large for the model's float32"):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
