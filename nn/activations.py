@@ -168,15 +168,16 @@ class ELU(Activation):
         self.alpha = check_finite_real("alpha", alpha)
 
     def apply(self, z, out):
+        positive = np.greater(z, 0, out=self._buffer("positive", z.shape, np.dtype(bool)))
         np.minimum(z, 0, out=out)
         np.expm1(out, out=out)
         out *= self.alpha
-        np.copyto(out, z, where=z > 0)
+        np.copyto(out, z, where=positive)
         return out
 
     def chain(self, z, a, grad_a, out):
         np.add(a, self.alpha, out=out)  # σ'(z) = a + α where z ≤ 0
-        np.copyto(out, 1, where=z > 0)  # σ'(z) = 1 where z > 0
+        np.copyto(out, 1, where=self._buffers["positive"])  # σ'(z) = 1 where z > 0 (cached)
         out *= grad_a
         return out
 
@@ -241,13 +242,15 @@ class Softmax(Activation):
     name = "softmax"
 
     def apply(self, z, out):
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)  # shift for stability
+        row = self._buffer("row", (z.shape[0], 1), out.dtype)
+        np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True, out=row), out=out)  # shift
         np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
+        out /= np.add.reduce(out, axis=1, keepdims=True, out=row)
         return out
 
     def chain(self, z, a, grad_a, out):
-        dot = np.einsum("ij,ij->i", grad_a, a)[:, None]  # Σⱼ aⱼ ∂L/∂aⱼ per row
+        dot = self._buffer("row", (a.shape[0], 1), out.dtype)
+        np.einsum("ij,ij->i", grad_a, a, out=dot[:, 0])  # Σⱼ aⱼ ∂L/∂aⱼ per row
         np.subtract(grad_a, dot, out=out)
         out *= a  # Jacobian-vector product of softmax
         return out
