@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+
+class StateMismatchError(ValueError):
+    """A saved callback state is well-formed but was saved with another configuration.
+
+    Raised by :meth:`Callback.load_state_dict` when, for instance, a schedule is resumed with
+    other hyperparameters than the ones it was saved with: a user error, reported as such by
+    ``fit(..., resume_from=...)``, whereas any other error of ``load_state_dict`` means the
+    checkpoint is damaged (:class:`~nn.serialization.ModelFileError`).
+    """
 
 
 class Callback:
@@ -53,7 +65,15 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned (called after ``on_train_begin``)."""
+        """Restore what :meth:`state_dict` returned (called after ``on_train_begin``).
+
+        ``state`` may come from a file written by anyone: check all of it before writing
+        anything. Raise :class:`StateMismatchError` when it is well-formed but was saved with
+        another configuration of this callback, and ``KeyError``, ``TypeError`` or
+        ``ValueError`` when it is malformed (resuming then reports a damaged checkpoint).
+        Resuming runs it on a deep copy of the callback first, so that a checkpoint failing
+        any check leaves every object as it was.
+        """
 
 
 def _mode_for(monitor: str, mode: str) -> str:
@@ -202,14 +222,87 @@ class EarlyStopping(Callback):
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self._tracker.best = float(state["best"])
-        self.wait = int(state["wait"])
-        self.best_epoch = state["best_epoch"]
-        self.stopped_epoch = state["stopped_epoch"]
-        arrays = []
-        while f"best_weights.{len(arrays)}" in state:
-            arrays.append(np.array(state[f"best_weights.{len(arrays)}"]))
-        self._best_state = arrays or None
+        """Restore the best value, the counters and the best weights (all checked first).
+
+        The best weights, when saved, must match θ and the layer buffers of ``self.model``.
+        """
+        owner = type(self).__name__
+        n_arrays = sum(1 for key in _keys(owner, state) if key.startswith("best_weights."))
+        expected = {"best", "wait", "best_epoch", "stopped_epoch"}
+        expected |= {f"best_weights.{i}" for i in range(n_arrays)}
+        _expect_keys(owner, state, expected)
+        best = _number(owner, "best", state["best"])
+        wait = _count(owner, "wait", state["wait"])
+        best_epoch = _count(owner, "best_epoch", state["best_epoch"], optional=True)
+        stopped_epoch = _count(owner, "stopped_epoch", state["stopped_epoch"], optional=True)
+        arrays = [state[f"best_weights.{i}"] for i in range(n_arrays)]
+        if arrays and self.model is not None:
+            _check_like(owner, "best_weights", arrays, _model_arrays(self.model))
+        # Everything checked: write.
+        self._tracker.best = best
+        self.wait = wait
+        self.best_epoch = best_epoch
+        self.stopped_epoch = stopped_epoch
+        self._best_state = [np.array(a) for a in arrays] or None
+
+
+def _keys(owner: str, state: object) -> list[str]:
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"The state of {owner} must be a mapping from {owner}.state_dict(). "
+            f"Received: {type(state).__name__}"
+        )
+    return [str(key) for key in state]
+
+
+def _expect_keys(owner: str, state: object, expected: set[str]) -> None:
+    """``state`` is a mapping with exactly the keys ``expected``."""
+    keys = set(_keys(owner, state))
+    missing, unexpected = sorted(expected - keys), sorted(keys - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"The state of {owner} does not match {owner}.state_dict(): missing keys "
+            f"{missing}, unexpected keys {unexpected}"
+        )
+
+
+def _number(owner: str, name: str, value: object) -> float:
+    """A real number, ±inf allowed (an initial best value), NaN not."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"The state {name!r} of {owner} must be a number. Received: {value!r} of type "
+            f"{type(value).__name__}"
+        )
+    if math.isnan(value):
+        raise ValueError(f"The state {name!r} of {owner} must be a number, not NaN")
+    return float(value)
+
+
+def _count(owner: str, name: str, value: object, optional: bool = False) -> int | None:
+    """A non-negative integer (or None when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or value < 0:
+        expected = "a non-negative integer" + (" or None" if optional else "")
+        raise TypeError(f"The state {name!r} of {owner} must be {expected}. Received: {value!r}")
+    return int(value)
+
+
+def _check_like(owner: str, name: str, arrays: list, like: list[np.ndarray]) -> None:
+    """``arrays`` are ndarrays of the shapes and dtypes of ``like``, one each."""
+    got = [
+        (a.shape, a.dtype.name) if isinstance(a, np.ndarray) else type(a).__name__ for a in arrays
+    ]
+    wanted = [(a.shape, a.dtype.name) for a in like]
+    if got != wanted:
+        raise ValueError(
+            f"The saved {name} of {owner} do not fit the model: expected arrays (shape, "
+            f"dtype) {wanted}. Received: {got}"
+        )
 
 
 def _model_arrays(model) -> list[np.ndarray]:
@@ -315,8 +408,20 @@ class ModelCheckpoint(Callback):
         return {"best": self._tracker.best, "saved_epochs": list(self.saved_epochs)}
 
     def load_state_dict(self, state: dict) -> None:
-        self._tracker.best = float(state["best"])
-        self.saved_epochs = [int(e) for e in state["saved_epochs"]]
+        """Restore the best value and the saved epochs (all checked first)."""
+        owner = type(self).__name__
+        _expect_keys(owner, state, {"best", "saved_epochs"})
+        best = _number(owner, "best", state["best"])
+        epochs = state["saved_epochs"]
+        if not isinstance(epochs, list | tuple):
+            raise TypeError(
+                f"The state 'saved_epochs' of {owner} must be a list of epochs. Received: "
+                f"{epochs!r:.200}"
+            )
+        epochs = [_count(owner, "saved_epochs", e) for e in epochs]
+        # Everything checked: write.
+        self._tracker.best = best
+        self.saved_epochs = epochs
 
 
 class LearningRateScheduler(Callback):
@@ -373,4 +478,54 @@ class LearningRateScheduler(Callback):
         return {"scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state["scheduler"])
+        """Restore the schedule's counters (checked first).
+
+        Raises
+        ------
+        StateMismatchError
+            When the state was saved from another schedule class or other hyperparameters.
+        KeyError, TypeError, ValueError
+            When the state is malformed.
+        """
+        owner = type(self).__name__
+        _expect_keys(owner, state, {"scheduler"})
+        saved, live = state["scheduler"], self.scheduler.state_dict()
+        name = type(self.scheduler).__name__
+        saved_kind = saved.get("scheduler") if isinstance(saved, Mapping) else None
+        if not isinstance(saved_kind, str):
+            raise TypeError(
+                f"The state of {owner} must hold a schedule's state_dict() with its class "
+                f"name. Received: {saved!r:.200}"
+            )
+        if saved_kind != name:
+            raise StateMismatchError(
+                f"The schedule was saved from {saved_kind!r}; this one is {name!r}. Resume with "
+                f"a {saved_kind} of the same hyperparameters."
+            )
+        _expect_keys(name, saved, set(live))
+        for key, value in live.items():
+            _check_like_scalar(name, key, saved[key], value)
+        try:
+            self.scheduler.load_state_dict(saved)
+        except ValueError as err:  # the form is checked: a hyperparameter differs
+            raise StateMismatchError(str(err)) from err
+
+
+def _check_like_scalar(owner: str, name: str, saved: object, live: object) -> None:
+    """``saved`` is a JSON scalar of the kind of ``live``: a str, a bool, an integer ≥ 0 or a
+    number (learning rates finite and ≥ 0)."""
+    if isinstance(live, str | bool):
+        if type(saved) is not type(live):
+            raise TypeError(
+                f"The state {name!r} of {owner} must be a {type(live).__name__} like {live!r}. "
+                f"Received: {saved!r:.200}"
+            )
+    elif isinstance(live, numbers.Integral):
+        _count(owner, name, saved)
+    else:
+        value = _number(owner, name, saved)
+        if name.endswith("lr") and not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"The state {name!r} of {owner} must be a finite non-negative learning rate. "
+                f"Received: {saved!r}"
+            )

@@ -28,18 +28,29 @@ The file is a model file (``nn.load(PATH)`` reads the model alone), written atom
      "arrays": {key: {"dtype": str, "shape": [...]}}}
 
 and the arrays are stored as ``state.optimizer.<name>`` and ``state.callback.<position>.<name>``.
+
+A checkpoint may come from anyone. Reading one checks every entry of that JSON (types,
+shapes, each declared array present and claimed) and raises
+:class:`~nn.serialization.ModelFileError` naming the file for anything malformed, including
+callback states their callback rejects. Resuming is all or nothing: the states are loaded
+into copies first, and the model, optimizer, callbacks and generator are written only once
+everything has loaded. Objects that do not match the saved ones (architecture, optimizer
+class or hyperparameters, a schedule's hyperparameters) raise ``ValueError`` instead.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from nn.callbacks import StateMismatchError
 from nn.serialization import ModelFileError, load_with_state, save
 from nn.training import History
 
@@ -137,9 +148,7 @@ def save_checkpoint(
     save(model, path, state={"json": description, "arrays": arrays})
 
 
-def load_checkpoint(
-    path: str | os.PathLike, optimizer: Callable | None = None
-) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) -> Checkpoint:
     """Read a training checkpoint into a new model (and optimizer).
 
     Parameters
@@ -167,7 +176,7 @@ def load_checkpoint(
     from optim import Optimizer
 
     model, state = load_with_state(path)
-    info = _parse(state, path)
+    info = _parse(state, path, model)
     _set_rng(model, info["rng"], path)
     opt = None
     if optimizer is not None:
@@ -180,7 +189,7 @@ def load_checkpoint(
         opt = optimizer(model.parameters())
         if not isinstance(opt, Optimizer):
             raise TypeError(f"`optimizer(params)` must return an optim.Optimizer; got {opt!r}")
-        opt.load_state_dict(info["optimizer"])
+        _load_optimizer(opt, info["optimizer"], path)
     return Checkpoint(
         model, opt, info["epoch"], info["history"], info["optimizer"], info["callbacks"]
     )
@@ -193,15 +202,27 @@ def restore_checkpoint(
 
     The model must have the saved architecture and dtype. Its θ and buffers, its generator
     state, the optimizer's state and the state of each callback whose position and class
-    match a saved one are overwritten; everything is checked before the model is touched.
+    match a saved one are overwritten, all or nothing: every state is first loaded into a
+    deep copy of its object (sharing the model, which is not written then), and the live
+    objects are written only once all of them have loaded.
 
     Returns
     -------
     Checkpoint
         With ``model`` and ``optimizer`` the objects passed in.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is damaged or crafted: not a checkpoint, malformed JSON entries, arrays
+        that do not fit, callback states their callbacks reject as malformed.
+    ValueError
+        If the objects passed in do not match the saved ones: another architecture, another
+        optimizer class or hyperparameters, a schedule saved with other hyperparameters
+        (:class:`~nn.callbacks.StateMismatchError`).
     """
     saved, state = load_with_state(path)
-    info = _parse(state, path)
+    info = _parse(state, path, saved)
     mine, theirs = _architecture(model), _architecture(saved)
     if mine != theirs:
         raise ValueError(
@@ -216,11 +237,48 @@ def restore_checkpoint(
             f"{path}: the checkpoint was saved with optimizer {saved_kind!r}; resume with a new "
             f"{saved_kind} of the same hyperparameters, not {type(optimizer).__name__}"
         )
-    optimizer.load_state_dict(info["optimizer"])
+
+    # Load every state into a copy: the live objects are not touched until all have loaded.
+    # The copies share the model and the parameters (never written by load_state_dict) and
+    # a callback's copy refers to the optimizer's copy.
+    shared = {id(model): model}
+    shared.update({id(p): p for p in optimizer.params})
+    shared.update({id(a): a for pair in optimizer.vectors for a in pair})
+    to_load = [(optimizer, info["optimizer"], None)]
     for i, cb in enumerate(callbacks):
-        saved_state = info["callbacks"].get(f"{i}.{type(cb).__name__}")
-        if saved_state is not None:
-            cb.load_state_dict(saved_state)
+        key = f"{i}.{type(cb).__name__}"
+        if key in info["callbacks"]:
+            to_load.append((cb, info["callbacks"][key], key))
+    trials, in_place = {}, []
+    for obj, obj_state, key in to_load:
+        memo = dict(shared)
+        if key is not None:  # a callback: fit's params are shared, the optimizer is the copy
+            params = getattr(obj, "params", None)
+            memo[id(params)] = params
+            memo[id(optimizer)] = trials.get(id(optimizer), optimizer)
+        try:
+            trial = copy.deepcopy(obj, memo)
+        except Exception:  # e.g. a callback holding a lock or an open file
+            in_place.append((obj, obj_state, key))
+            continue
+        _load_state(trial, obj_state, key, path)
+        trials[id(obj)] = trial
+    # Objects that cannot be copied are loaded last, in place, and put back if one fails.
+    undo = []
+    try:
+        for obj, obj_state, key in in_place:
+            previous = obj.state_dict()
+            _load_state(obj, obj_state, key, path)
+            undo.append((obj, previous))
+    except BaseException:
+        for obj, previous in reversed(undo):
+            obj.load_state_dict(previous)
+        raise
+
+    # Everything checked: write.
+    for obj, obj_state, _ in to_load:
+        if id(obj) in trials:
+            obj.load_state_dict(obj_state)
     model.theta[...] = saved.theta
     for layer, saved_layer in zip(model.layers, saved.layers, strict=True):
         for name, array in saved_layer.buffers().items():
@@ -229,6 +287,33 @@ def restore_checkpoint(
     return Checkpoint(
         model, optimizer, info["epoch"], info["history"], info["optimizer"], info["callbacks"]
     )
+
+
+def _load_state(obj, state: dict, key: str | None, path) -> None:
+    """``obj.load_state_dict(state)`` for the optimizer (``key`` None) or callback ``key``.
+
+    A callback's :class:`~nn.callbacks.StateMismatchError` stays one (a user error); its
+    other errors mean the saved state is malformed (ModelFileError).
+    """
+    if key is None:
+        _load_optimizer(obj, state, path)
+        return
+    try:
+        obj.load_state_dict(state)
+    except StateMismatchError as err:
+        raise StateMismatchError(f"{path}: callback {key}: {err}") from err
+    except (LookupError, TypeError, ValueError) as err:
+        raise ModelFileError(
+            f"{path}: the saved state of callback {key!r} is malformed: {err}"
+        ) from err
+
+
+def _load_optimizer(optimizer, state: dict, path) -> None:
+    """Load the optimizer state checked by :func:`_parse`: what fails now is a mismatch."""
+    try:
+        optimizer.load_state_dict(state)
+    except ValueError as err:
+        raise ValueError(f"{path}: the optimizer does not match the checkpoint's: {err}") from err
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -249,8 +334,25 @@ def _json_value(value, what: str):
     raise TypeError(f"Cannot save {what} in a checkpoint: {type(value).__name__} is not JSON")
 
 
-def _parse(state: dict, path) -> dict:
-    """The checkpoint's contents, checked, with arrays put back in place."""
+_TOP_KEYS = {"kind", "version", "epoch", "rng", "optimizer", "history", "callbacks", "arrays"}
+_CALLBACK_KEY = re.compile(r"(0|[1-9][0-9]*)\.[A-Za-z_][A-Za-z0-9_]*")
+_SCALAR = (bool, int, float, str, type(None))
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _parse(state: dict, path, model) -> dict:
+    """The checkpoint's contents, with every JSON entry checked and arrays put back in place.
+
+    ``model`` is the model read from the same file; the optimizer's buffers must be vectors
+    of its parameters, in its dtype.
+    """
 
     def fail(reason: str) -> ModelFileError:
         return ModelFileError(f"{path}: {reason}")
@@ -260,44 +362,118 @@ def _parse(state: dict, path) -> dict:
         raise fail(
             "not a training checkpoint (a model file without training state? nn.load reads it)"
         )
-    if info.get("version") != VERSION:
+    if info.get("version") != VERSION or isinstance(info.get("version"), bool):
         raise fail(f"checkpoint version {info.get('version')!r} is not supported (expected 1)")
-    epoch = info.get("epoch")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+    missing, unknown = sorted(_TOP_KEYS - set(info)), sorted(set(info) - _TOP_KEYS)
+    if missing or unknown:
+        raise fail(f"the training section lacks the keys {missing} or has unknown keys {unknown}")
+    epoch = info["epoch"]
+    if not _is_count(epoch):
         raise fail(f"the epoch {epoch!r} is not a non-negative integer")
-    arrays = state.get("arrays", {})
-    optimizer_state = info.get("optimizer")
-    if not isinstance(optimizer_state, dict) or "optimizer" not in optimizer_state:
-        raise fail("the optimizer state is missing")
-    optimizer_state = dict(optimizer_state)
+    if not isinstance(info["rng"], dict):
+        raise fail("the generator state is not an object")
+
+    # arrays: as declared, each claimed by the optimizer or a callback
+    arrays = state.get("arrays") or {}
+    declared = info["arrays"]
+    if not isinstance(declared, dict) or set(declared) != set(arrays):
+        raise fail(
+            f"the arrays declared in the training section ({sorted(declared)!r:.300}) are not "
+            f"the ones stored ({sorted(arrays)!r:.300})"
+            if isinstance(declared, dict)
+            else "the training section's arrays are not an object"
+        )
     for key, array in arrays.items():
-        if key.startswith("optimizer."):
-            optimizer_state[key[len("optimizer.") :]] = array
-    callbacks = {}
-    raw_callbacks = info.get("callbacks", {})
+        spec = {"dtype": array.dtype.name, "shape": list(array.shape)}
+        if declared[key] != spec:
+            raise fail(f"the array {key!r} is declared as {declared[key]!r:.200}, stored as {spec}")
+    unclaimed = set(arrays)
+
+    # optimizer: JSON scalars, a learning rate and a step count; buffers as vectors of θ
+    raw_optimizer = info["optimizer"]
+    if not isinstance(raw_optimizer, dict) or not isinstance(raw_optimizer.get("optimizer"), str):
+        raise fail("the optimizer state is not an object naming the optimizer class")
+    for key, value in raw_optimizer.items():
+        if not isinstance(value, _SCALAR):
+            raise fail(f"the optimizer state {key!r} is not a JSON scalar: {value!r:.200}")
+    lr, step = raw_optimizer.get("lr"), raw_optimizer.get("step")
+    if not (_is_number(lr) and math.isfinite(lr) and lr >= 0):
+        raise fail(f"the optimizer's learning rate {lr!r} is not a finite number >= 0")
+    if not _is_count(step):
+        raise fail(f"the optimizer's step count {step!r} is not a non-negative integer")
+    optimizer_state = dict(raw_optimizer)
+    vector = ((model.n_parameters,), model.dtype)
+    for key, array in arrays.items():
+        if not key.startswith("optimizer."):
+            continue
+        name = key[len("optimizer.") :]
+        if name in optimizer_state:
+            raise fail(f"the optimizer state {name!r} is both a JSON value and an array")
+        if (array.shape, array.dtype) != vector:
+            raise fail(
+                f"the optimizer buffer {name!r} has shape {array.shape} and dtype {array.dtype}; "
+                f"expected shape {vector[0]} and dtype {vector[1]} (one entry per parameter)"
+            )
+        optimizer_state[name] = array
+        unclaimed.discard(key)
+
+    # callbacks: {"<position>.<class>": {"json": {...}, "arrays": [names]}}
+    raw_callbacks = info["callbacks"]
     if not isinstance(raw_callbacks, dict):
         raise fail("the callback states are not an object")
+    callbacks, positions = {}, set()
     for key, entry in raw_callbacks.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("json"), dict):
-            raise fail(f"the state of callback {key!r} is malformed")
+        if not _CALLBACK_KEY.fullmatch(key):
+            raise fail(f"the callback key {key!r:.100} is not '<position>.<class name>'")
         position = key.split(".", 1)[0]
+        if position in positions:
+            raise fail(f"two callback states are saved for position {position}")
+        positions.add(position)
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"json", "arrays"}
+            or not isinstance(entry["json"], dict)
+            or not isinstance(entry["arrays"], list)
+            or not all(isinstance(name, str) for name in entry["arrays"])
+        ):
+            raise fail(
+                f"the state of callback {key!r} is malformed: expected "
+                f'{{"json": {{...}}, "arrays": [names]}}, got {entry!r:.200}'
+            )
         cb_state = dict(entry["json"])
-        for name in entry.get("arrays", []):
+        for name in entry["arrays"]:
             member = f"callback.{position}.{name}"
+            if name in cb_state:
+                raise fail(f"the state {name!r} of callback {key!r} is listed twice")
             if member not in arrays:
                 raise fail(f"the array {member!r} of callback {key!r} is missing")
             cb_state[name] = arrays[member]
+            unclaimed.discard(member)
         callbacks[key] = cb_state
-    raw_history = info.get("history", {})
-    try:
-        history = History(
-            history={str(k): [float(v) for v in vs] for k, vs in raw_history["history"].items()},
-            epoch=[int(e) for e in raw_history["epoch"]],
+    if unclaimed:
+        raise fail(f"the arrays {sorted(unclaimed)} belong to no optimizer or callback state")
+
+    # history: {"epoch": [int], "history": {name: [number]}}
+    raw_history = info["history"]
+    if (
+        not isinstance(raw_history, dict)
+        or set(raw_history) != {"epoch", "history"}
+        or not isinstance(raw_history["epoch"], list)
+        or not all(_is_count(e) for e in raw_history["epoch"])
+        or not isinstance(raw_history["history"], dict)
+        or not all(
+            isinstance(values, list) and all(_is_number(v) for v in values)
+            for values in raw_history["history"].values()
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise fail(f"the history is malformed ({err})") from None
-    if not isinstance(info.get("rng"), dict):
-        raise fail("the generator state is missing")
+    ):
+        raise fail(
+            'the history is malformed: expected {"epoch": [integers], "history": '
+            f"{{name: [numbers]}}}}, got {raw_history!r:.200}"
+        )
+    history = History(
+        history={k: [float(v) for v in vs] for k, vs in raw_history["history"].items()},
+        epoch=list(raw_history["epoch"]),
+    )
     return {
         "epoch": epoch,
         "rng": info["rng"],

@@ -9,6 +9,8 @@ buffers and the whole history bit for bit.
 from __future__ import annotations
 
 import json
+import re
+import threading
 import zipfile
 
 import numpy as np
@@ -16,8 +18,9 @@ import pytest
 
 import nn
 import optim
+from nn.callbacks import StateMismatchError
 from nn.checkpoint import Checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
-from nn.serialization import ModelFileError
+from nn.serialization import ModelFileError, load_with_state, save
 
 
 def data(n=90, seed=0):
@@ -269,3 +272,262 @@ def test_checkpoint_json_is_plain_and_documented(tmp_path):
     assert training["optimizer"]["optimizer"] == "Adam"
     assert training["arrays"]["optimizer.exp_avg"] == {"dtype": "float32",
                                                        "shape": [model.n_parameters]}
+
+
+# -- all or nothing, and crafted files ---------------------------------------------------------
+
+
+def snapshot(model, opt, callbacks):
+    """Deep copies of everything restore_checkpoint may write."""
+    return {
+        "model": model_state(model),
+        "rng": model.rng.bit_generator.state,
+        "optimizer": {k: np.copy(v) for k, v in opt.state_dict().items()},
+        "callbacks": [
+            {k: np.copy(v) for k, v in cb.state_dict().items()} for cb in callbacks
+        ],
+    }
+
+
+def assert_unchanged(before, model, opt, callbacks):
+    after = snapshot(model, opt, callbacks)
+    for x, y in zip(before["model"], after["model"], strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert after["rng"] == before["rng"]
+    for old, new in [(before["optimizer"], after["optimizer"]),
+                     *zip(before["callbacks"], after["callbacks"], strict=True)]:
+        assert old.keys() == new.keys()
+        for key in old:
+            assert old[key].dtype == new[key].dtype and np.array_equal(old[key], new[key]), key
+
+
+def stopper_then_schedule(gamma):
+    """EarlyStopping (with best weights) at position 0, a StepLR at position 1."""
+    model, opt, _ = build("dropout-adam")
+    callbacks = [nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
+                 nn.LearningRateScheduler(optim.StepLR(opt, step_size=1, gamma=gamma))]
+    return model, opt, callbacks
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """A checkpoint after 2 epochs of stopper_then_schedule(gamma=0.5)."""
+    X, y = data()
+    model, opt, callbacks = stopper_then_schedule(0.5)
+    path = tmp_path / "c.npz"
+    model.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks, checkpoint=path, **FIT)
+    return path
+
+
+def test_a_schedule_mismatch_changes_nothing_not_even_the_optimizer(saved_run):
+    X, y = data()
+    # through fit: the callbacks have had on_train_begin, the optimizer is fresh
+    model, opt, callbacks = stopper_then_schedule(0.9)
+    model.rng.bit_generator.advance(12345)  # differs from the saved generator state
+    before = snapshot(model, opt, callbacks)
+    with pytest.raises(ValueError, match="gamma=0.5") as info:
+        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run,
+                  **FIT)
+    assert isinstance(info.value, StateMismatchError)
+    assert not isinstance(info.value, ModelFileError)  # the user's mistake, not the file's
+    assert str(saved_run) in str(info.value)
+    assert_unchanged(before, model, opt, callbacks)
+
+    # directly, on objects in the middle of a run (not the checkpoint's state)
+    model, opt, callbacks = stopper_then_schedule(0.9)
+    model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, **{**FIT, "seed": 11})
+    before = snapshot(model, opt, callbacks)
+    assert before["optimizer"]["step"] == 15 and before["callbacks"][0]["best_epoch"] is not None
+    with pytest.raises(StateMismatchError, match="gamma"):
+        restore_checkpoint(saved_run, model, opt, callbacks)
+    assert_unchanged(before, model, opt, callbacks)
+
+    # the same objects with the saved gamma restore everything
+    callbacks[1] = nn.LearningRateScheduler(optim.StepLR(opt, step_size=1, gamma=0.5))
+    restore_checkpoint(saved_run, model, opt, callbacks)
+    assert opt.steps == 10 and callbacks[1].scheduler.last_epoch == 2
+
+
+def test_another_schedule_class_is_a_mismatch_too(saved_run):
+    model, opt, _ = build("dropout-adam")
+    callbacks = [nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
+                 nn.LearningRateScheduler(optim.ExponentialLR(opt, gamma=0.5))]
+    before = snapshot(model, opt, callbacks)
+    with pytest.raises(StateMismatchError, match="'StepLR'"):
+        restore_checkpoint(saved_run, model, opt, callbacks)
+    assert_unchanged(before, model, opt, callbacks)
+
+
+def test_an_optimizer_mismatch_changes_nothing(saved_run):
+    model, _, callbacks = stopper_then_schedule(0.5)
+    opt = optim.Adam(model.parameters(), lr=1e-2, weight_decay=0.5)
+    callbacks[1] = nn.LearningRateScheduler(optim.StepLR(opt, step_size=1, gamma=0.5))
+    before = snapshot(model, opt, callbacks)
+    with pytest.raises(ValueError, match="weight_decay") as info:
+        restore_checkpoint(saved_run, model, opt, callbacks)
+    assert not isinstance(info.value, ModelFileError) and str(saved_run) in str(info.value)
+    assert_unchanged(before, model, opt, callbacks)
+
+
+def craft(path, edit):
+    """Rewrite the checkpoint with ``edit(training_json, arrays)`` applied, same layout."""
+    model, state = load_with_state(path)
+    edit(state["json"], state["arrays"])
+    save(model, path, state=state)
+
+
+def set_array(key, array):
+    """An edit storing ``array`` as ``key`` and declaring it consistently."""
+    def edit(training, arrays):
+        arrays[key] = array
+        training["arrays"][key] = {"dtype": array.dtype.name, "shape": list(array.shape)}
+    return edit
+
+
+def stopper(training):
+    return training["callbacks"]["0.EarlyStopping"]
+
+
+def schedule(training):
+    return training["callbacks"]["1.LearningRateScheduler"]["json"]["scheduler"]
+
+
+CRAFTED = {
+    # the callback entries the reviewer found escaping as KeyError, TypeError, ValueError
+    "wait missing": lambda t, a: stopper(t)["json"].pop("wait"),
+    "arrays not a list": lambda t, a: stopper(t).update(arrays=5),
+    "best not a number": lambda t, a: stopper(t)["json"].update(best="x"),
+    # more of the same
+    "arrays of non-strings": lambda t, a: stopper(t).update(arrays=[5]),
+    "entry not an object": lambda t, a: t["callbacks"].update({"0.EarlyStopping": [1]}),
+    "entry without json": lambda t, a: stopper(t).pop("json"),
+    "callback key": lambda t, a: t["callbacks"].update({"x.y": stopper(t)}),
+    "array listed but missing": lambda t, a: stopper(t)["arrays"].append("nope"),
+    "best is NaN": lambda t, a: stopper(t)["json"].update(best=float("nan")),
+    "wait negative": lambda t, a: stopper(t)["json"].update(wait=-1),
+    "wait a float": lambda t, a: stopper(t)["json"].update(wait=1.5),
+    "best_epoch a string": lambda t, a: stopper(t)["json"].update(best_epoch="1"),
+    "unexpected stopper key": lambda t, a: stopper(t)["json"].update(extra=1),
+    "best weights the wrong shape": set_array("callback.0.best_weights.0", np.zeros(3, "f4")),
+    "best weights the wrong dtype": lambda t, a: set_array(
+        "callback.0.best_weights.0", a["callback.0.best_weights.0"].astype("f8"))(t, a),
+    "scheduler not an object": lambda t, a: t["callbacks"]["1.LearningRateScheduler"][
+        "json"].update(scheduler=3),
+    "scheduler counter a string": lambda t, a: schedule(t).update(last_epoch="2"),
+    "scheduler counter negative": lambda t, a: schedule(t).update(last_epoch=-2),
+    "scheduler lr infinite": lambda t, a: schedule(t).update(base_lr=float("inf")),
+    "scheduler key missing": lambda t, a: schedule(t).pop("base_lr"),
+    "scheduler hyperparameter a string": lambda t, a: schedule(t).update(gamma="0.5"),
+    # the rest of the training section
+    "optimizer lr": lambda t, a: t["optimizer"].update(lr="x"),
+    "optimizer lr negative": lambda t, a: t["optimizer"].update(lr=-1.0),
+    "optimizer step": lambda t, a: t["optimizer"].update(step=2.5),
+    "optimizer value a list": lambda t, a: t["optimizer"].update(eps=[1e-8]),
+    "optimizer buffer shape": set_array("optimizer.exp_avg", np.zeros(3, "f4")),
+    "optimizer buffer dtype": lambda t, a: set_array(
+        "optimizer.exp_avg", a["optimizer.exp_avg"].astype("f8"))(t, a),
+    "optimizer buffer also JSON": set_array("optimizer.lr", np.zeros(1, "f4")),
+    "an array nobody claims": set_array("callback.7.x", np.zeros(1, "f4")),
+    "arrays declared wrongly": lambda t, a: t["arrays"]["optimizer.exp_avg"].update(shape=[1]),
+    "arrays undeclared": lambda t, a: t["arrays"].pop("optimizer.exp_avg"),
+    "history epochs": lambda t, a: t["history"].update(epoch=["0", "1"]),
+    "history values": lambda t, a: t["history"]["history"].update(loss=["x"]),
+    "history missing": lambda t, a: t.pop("history"),
+    "callbacks not an object": lambda t, a: t.update(callbacks=[]),
+    "unknown key": lambda t, a: t.update(extra=1),
+    "epoch a bool": lambda t, a: t.update(epoch=True),
+}
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_crafted_checkpoints_raise_model_file_error_and_change_nothing(saved_run, case):
+    craft(saved_run, CRAFTED[case])
+    X, y = data()
+    model, opt, callbacks = stopper_then_schedule(0.5)
+    model.rng.bit_generator.advance(12345)
+    before = snapshot(model, opt, callbacks)
+    with pytest.raises(ModelFileError, match=re.escape(str(saved_run))):
+        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run,
+                  **FIT)
+    assert_unchanged(before, model, opt, callbacks)
+    with pytest.raises(ModelFileError):
+        restore_checkpoint(saved_run, model, opt, callbacks)
+    assert_unchanged(before, model, opt, callbacks)
+
+
+def test_crafting_itself_keeps_a_valid_checkpoint(saved_run):
+    """The crafting round trip alone changes nothing that matters (the tests above are fair)."""
+    craft(saved_run, lambda t, a: None)
+    X, y = data()
+    model, opt, callbacks = stopper_then_schedule(0.5)
+    model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, resume_from=saved_run, **FIT)
+    assert opt.steps == 15
+
+
+class Locked(nn.Callback):
+    """A callback that cannot be deep-copied (it holds a lock), with a counter to resume."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def on_epoch_end(self, epoch, logs):
+        self.count += 1
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        if not isinstance(state["count"], int):
+            raise TypeError(f"count must be an int, got {state['count']!r}")
+        self.count = state["count"]
+
+
+def test_callbacks_that_cannot_be_copied_are_loaded_in_place_and_put_back(tmp_path):
+    X, y = data()
+    path = tmp_path / "c.npz"
+    model, opt, _ = build("dropout-adam")
+    model.fit(X, y, optimizer=opt, epochs=2, callbacks=[Locked(), Locked()], checkpoint=path,
+              **FIT)
+    model, opt, _ = build("dropout-adam")
+    callbacks = [Locked(), Locked()]
+    restore_checkpoint(path, model, opt, callbacks)
+    assert [cb.count for cb in callbacks] == [2, 2]
+
+    craft(path, lambda t, a: t["callbacks"]["1.Locked"]["json"].update(count="2"))
+    model, opt, _ = build("dropout-adam")
+    callbacks = [Locked(), Locked()]
+    before = snapshot(model, opt, callbacks)
+    with pytest.raises(ModelFileError, match="count must be an int"):
+        restore_checkpoint(path, model, opt, callbacks)
+    assert_unchanged(before, model, opt, callbacks)  # the first Locked was put back
+
+
+def test_callback_load_state_dict_checks_everything_before_writing():
+    stopper = nn.EarlyStopping(patience=3)
+    good = {"best": 0.5, "wait": 1, "best_epoch": 2, "stopped_epoch": None}
+    for bad, error in [({**good, "best": "x"}, TypeError), ({**good, "wait": None}, TypeError),
+                       ({"best": 0.5}, ValueError), ([], TypeError),
+                       ({**good, "best": float("nan")}, ValueError)]:
+        with pytest.raises(error):
+            stopper.load_state_dict(bad)
+        assert stopper.state_dict() == {"best": np.inf, "wait": 0, "best_epoch": None,
+                                        "stopped_epoch": None}
+    stopper.load_state_dict(good)
+    assert stopper.state_dict() == good
+
+    saver = nn.ModelCheckpoint("m.npz", save_best_only=True)
+    with pytest.raises(TypeError):
+        saver.load_state_dict({"best": 0.1, "saved_epochs": [0, "1"]})
+    assert saver.saved_epochs == [] and saver.state_dict()["best"] == np.inf
+    saver.load_state_dict({"best": 0.1, "saved_epochs": [0, 1]})
+    assert saver.state_dict() == {"best": 0.1, "saved_epochs": [0, 1]}
+
+    opt = optim.SGD(nn.Sequential(nn.Dense(2, 1), seed=0).parameters(), lr=0.1)
+    wrapper = nn.LearningRateScheduler(optim.StepLR(opt, step_size=2, gamma=0.5))
+    state = wrapper.state_dict()
+    with pytest.raises(StateMismatchError, match="step_size=3"):
+        wrapper.load_state_dict({"scheduler": {**state["scheduler"], "step_size": 3}})
+    with pytest.raises(TypeError, match="last_epoch"):
+        wrapper.load_state_dict({"scheduler": {**state["scheduler"], "last_epoch": 1.5}})
+    assert wrapper.state_dict() == state
