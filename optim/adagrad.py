@@ -91,22 +91,19 @@ class Adagrad(Optimizer):
         super().__init__(params, lr)
         self.eps = eps
         self.weight_decay = weight_decay
-        self._sum = self._add_state("sum")
-        self._decayed = self._scratch() if weight_decay else [None] * len(self.vectors)
-        self._work = self._scratch()
+        self._add_state("sum")
+        self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one Adagrad step on every vector from the current gradients."""
+        """Take one Adagrad step on every slot from the current gradients."""
         self.steps += 1
-        for (theta, grad), state_sum, decayed, scratch in zip(
-            self.vectors, self._sum, self._decayed, self._work, strict=True
-        ):
+        for slot in self.slots:
             adagrad_update(
-                theta,
-                grad,
-                state_sum,
-                decayed,
-                scratch,
+                slot.theta,
+                slot.grad,
+                slot.state["sum"],
+                slot.decayed,
+                slot.work,
                 lr=self.lr,
                 eps=self.eps,
                 weight_decay=self.weight_decay,

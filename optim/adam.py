@@ -141,13 +141,10 @@ class Adam(Optimizer):
         self.eps = eps
         self.weight_decay = weight_decay
         self.amsgrad = amsgrad
-        self._exp_avg = self._add_state("exp_avg")
-        self._exp_avg_sq = self._add_state("exp_avg_sq")
-        n = len(self.vectors)
-        self._max_exp_avg_sq = self._add_state("max_exp_avg_sq") if amsgrad else [None] * n
-        coupled_decay = weight_decay and not self._decoupled_weight_decay
-        self._decayed = self._scratch() if coupled_decay else [None] * n
-        self._work = self._scratch()
+        self._add_state("exp_avg", "exp_avg_sq")
+        if amsgrad:
+            self._add_state("max_exp_avg_sq")
+        self._add_work(decayed=weight_decay != 0 and not self._decoupled_weight_decay)
 
     def _hyperparameters(self) -> dict[str, float | bool]:
         return {
@@ -159,26 +156,18 @@ class Adam(Optimizer):
         }
 
     def step(self) -> None:
-        """Take one Adam step on every vector from the current gradients."""
+        """Take one Adam step on every slot from the current gradients."""
         self.steps += 1
         beta1, beta2 = self.betas
-        for (theta, grad), m, v, v_max, decayed, scratch in zip(
-            self.vectors,
-            self._exp_avg,
-            self._exp_avg_sq,
-            self._max_exp_avg_sq,
-            self._decayed,
-            self._work,
-            strict=True,
-        ):
+        for slot in self.slots:
             adam_update(
-                theta,
-                grad,
-                m,
-                v,
-                v_max,
-                decayed,
-                scratch,
+                slot.theta,
+                slot.grad,
+                slot.state["exp_avg"],
+                slot.state["exp_avg_sq"],
+                slot.state.get("max_exp_avg_sq"),
+                slot.decayed,
+                slot.work,
                 step=self.steps,
                 lr=self.lr,
                 beta1=beta1,

@@ -65,22 +65,22 @@ class LBFGS(Optimizer):
         self.tol = tol
         self.history_size = history_size
         self.result: OptimizeResult | None = None
-        self._offsets = np.cumsum([0] + [data.size for data, _ in self.vectors])
+        self._offsets = np.cumsum([0] + [slot.theta.size for slot in self.slots])
 
     def _set_theta(self, x: np.ndarray) -> None:
         """θ ← x, cast to the parameters' dtype."""
-        for (data, _), start, stop in zip(
-            self.vectors, self._offsets[:-1], self._offsets[1:], strict=True
+        for slot, start, stop in zip(
+            self.slots, self._offsets[:-1], self._offsets[1:], strict=True
         ):
-            data[...] = x[start:stop].reshape(data.shape)
+            slot.theta[...] = x[start:stop].reshape(slot.theta.shape)
 
-    def _get(self, which: int) -> np.ndarray:
-        """A new float64 vector of θ (``which=0``) or ∇θ (``which=1``)."""
+    def _gather(self, which: str) -> np.ndarray:
+        """A new float64 vector of θ (``which="theta"``) or ∇θ (``which="grad"``)."""
         out = np.empty(self._size, dtype=np.float64)
-        for pair, start, stop in zip(
-            self.vectors, self._offsets[:-1], self._offsets[1:], strict=True
+        for slot, start, stop in zip(
+            self.slots, self._offsets[:-1], self._offsets[1:], strict=True
         ):
-            out[start:stop] = pair[which].reshape(-1)
+            out[start:stop] = getattr(slot, which).reshape(-1)
         return out
 
     def step(self, closure: Callable[[], float]) -> float:
@@ -108,11 +108,11 @@ class LBFGS(Optimizer):
         def loss_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             self._set_theta(x)
             loss = float(closure())
-            return loss, self._get(1)
+            return loss, self._gather("grad")
 
         result = minimize(
             loss_and_grad,
-            self._get(0),
+            self._gather("theta"),
             jac=True,
             method="L-BFGS-B",
             options={

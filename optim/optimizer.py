@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,15 +13,41 @@ from optim import _checks as checks
 from optim._vectors import VectorPair, check_params, vector_pairs
 
 
+@dataclass(eq=False, slots=True)
+class Slot:
+    """One ``(θ, ∇θ)`` vector pair and every array an update rule keeps for it.
+
+    Attributes
+    ----------
+    theta, grad : ndarray, shape (n,)
+        Parameters (updated in place) and their gradient (read only): views into the
+        parameters' own arrays.
+    state : dict of str to ndarray, each shape (n,)
+        Saved buffers by PyTorch's names (``"exp_avg"``, ``"momentum_buffer"``, ...). A buffer
+        the configuration does not use is absent, so ``state.get(name)`` gives None.
+    work : ndarray, shape (n,), or None
+        Scratch array reused by every step; not saved.
+    decayed : ndarray, shape (n,), or None
+        Scratch array holding ``g = ∇θ + λθ`` for a coupled ``weight_decay != 0``, else None.
+    """
+
+    theta: np.ndarray
+    grad: np.ndarray
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    work: np.ndarray | None = None
+    decayed: np.ndarray | None = None
+
+
 class Optimizer:
     """Base class of the optimizers: updates parameters in place from their gradients.
 
-    The optimizer works on :attr:`vectors`, a list of ``(data, grad)`` pairs found once at
-    construction. For a model whose parameters are views into one parameter vector θ and one
-    gradient vector ∇θ (every :class:`~nn.Sequential`) it is the single pair ``(θ, ∇θ)``, so a
-    step costs a few whole-vector operations however many layers there are; otherwise it holds
-    one flattened pair per parameter. State buffers (momentum, moments) are vectors matching
-    those pairs, allocated once, and updates run in place in the parameters' dtype.
+    The optimizer works on :attr:`slots`, one :class:`Slot` per ``(data, grad)`` vector pair
+    found at construction. For a model whose parameters are views into one parameter vector θ
+    and one gradient vector ∇θ (every :class:`~nn.Sequential`) there is a single slot for
+    ``(θ, ∇θ)``, so a step costs a few whole-vector operations however many layers there are;
+    otherwise there is one slot per (flattened) parameter. Each slot carries its own state
+    buffers (momentum, moments) and scratch arrays, allocated once, and updates run in place in
+    the parameters' dtype.
 
     Parameters
     ----------
@@ -32,10 +59,8 @@ class Optimizer:
     Attributes
     ----------
     params : list of Parameter
-    vectors : list of (ndarray, ndarray)
-        The ``(data, grad)`` pairs updated by :meth:`step`; ``[(θ, ∇θ)]`` for a θ-vector layout.
-    state : dict of str to list of ndarray
-        State buffers by name, one array per pair of :attr:`vectors`.
+    slots : list of Slot
+        What :meth:`step` updates: one record per vector pair, a single one for a θ layout.
     steps : int
         The number of steps taken so far (``t`` in the update rules; the next step is ``t+1``).
     full_batch : bool
@@ -49,10 +74,20 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params: list[Parameter] = check_params(params)
-        self.vectors: list[VectorPair] = vector_pairs(self.params)
+        self.slots: list[Slot] = [Slot(data, grad) for data, grad in vector_pairs(self.params)]
         self.lr = lr
         self.steps = 0
-        self.state: dict[str, list[np.ndarray]] = {}
+        self._state_names: list[str] = []
+
+    @property
+    def vectors(self) -> list[VectorPair]:
+        """The ``(data, grad)`` pairs updated by :meth:`step`; ``[(θ, ∇θ)]`` for a θ layout."""
+        return [(slot.theta, slot.grad) for slot in self.slots]
+
+    @property
+    def state(self) -> dict[str, list[np.ndarray]]:
+        """The saved buffers by name: a new dict of the live arrays, one per slot."""
+        return {name: [slot.state[name] for slot in self.slots] for name in self._state_names}
 
     # -- learning rate and fixed hyperparameters ----------------------------------------------
     @property
@@ -79,18 +114,22 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every gradient to zero: one fill per vector (a single one for a θ layout)."""
-        for _, grad in self.vectors:
-            grad.fill(0)
+        for slot in self.slots:
+            slot.grad.fill(0)
 
     # -- buffers -------------------------------------------------------------------------
-    def _add_state(self, name: str) -> list[np.ndarray]:
-        """Allocate the zero-initialised state buffer ``name``, one array per vector pair."""
-        self.state[name] = [np.zeros_like(data) for data, _ in self.vectors]
-        return self.state[name]
+    def _add_state(self, *names: str, value: float = 0.0) -> None:
+        """Give every slot the saved buffers ``names``, each filled with ``value``."""
+        for name in names:
+            self._state_names.append(name)
+            for slot in self.slots:
+                slot.state[name] = np.full_like(slot.theta, value)
 
-    def _scratch(self) -> list[np.ndarray]:
-        """Work arrays, one per vector pair, reused by every step (not saved)."""
-        return [np.empty_like(data) for data, _ in self.vectors]
+    def _add_work(self, *, decayed: bool) -> None:
+        """Give every slot its scratch array ``work``, and ``decayed`` when asked for."""
+        for slot in self.slots:
+            slot.decayed = np.empty_like(slot.theta) if decayed else None
+            slot.work = np.empty_like(slot.theta)
 
     # -- saving and restoring --------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, float | int | bool | str]:
@@ -99,7 +138,7 @@ class Optimizer:
 
     @property
     def _size(self) -> int:
-        return sum(data.size for data, _ in self.vectors)
+        return sum(slot.theta.size for slot in self.slots)
 
     @property
     def _dtype(self) -> np.dtype:
@@ -119,9 +158,10 @@ class Optimizer:
         """
         out: dict[str, Any] = {"optimizer": type(self).__name__, "lr": self.lr, "step": self.steps}
         out.update(self._hyperparameters())
-        for name, buffers in self.state.items():
+        for name in self._state_names:
             out[name] = np.concatenate(
-                [b.reshape(-1) for b in buffers] or [np.zeros(0)], dtype=self._dtype
+                [slot.state[name].reshape(-1) for slot in self.slots] or [np.zeros(0)],
+                dtype=self._dtype,
             )
         return out
 
@@ -136,7 +176,7 @@ class Optimizer:
             When the keys, the optimizer class, a hyperparameter, or the shape or dtype of a
             buffer differ from this optimizer's.
         """
-        keys = {"optimizer", "lr", "step", *self._hyperparameters(), *self.state}
+        keys = {"optimizer", "lr", "step", *self._hyperparameters(), *self._state_names}
         checks.state_dict_header(self, state_dict, keys, "optimizer", "optimizer")
         for key, value in self._hyperparameters().items():
             saved = checks.plain(state_dict[key])
@@ -148,7 +188,7 @@ class Optimizer:
         lr = checks.non_negative("lr", checks.plain(state_dict["lr"]))
         steps = checks.non_negative_int("step", checks.plain(state_dict["step"]))
         shape, dtype = (self._size,), self._dtype
-        for key in self.state:
+        for key in self._state_names:
             array = state_dict[key]
             if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
                 got = (
@@ -163,9 +203,10 @@ class Optimizer:
         # Everything checked: write.
         self.lr = lr
         self.steps = steps
-        for key, buffers in self.state.items():
+        for key in self._state_names:
             start = 0
-            for buffer in buffers:
+            for slot in self.slots:
+                buffer = slot.state[key]
                 buffer[...] = state_dict[key][start : start + buffer.size].reshape(buffer.shape)
                 start += buffer.size
 

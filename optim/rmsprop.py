@@ -133,33 +133,25 @@ class RMSprop(Optimizer):
         self.momentum = momentum
         self.centered = centered
         self.weight_decay = weight_decay
-        n = len(self.vectors)
-        self._square_avg = self._add_state("square_avg")
-        self._grad_avg = self._add_state("grad_avg") if centered else [None] * n
-        self._momentum_buffer = self._add_state("momentum_buffer") if momentum else [None] * n
-        self._decayed = self._scratch() if weight_decay else [None] * n
-        self._work = self._scratch()
+        self._add_state("square_avg")
+        if centered:
+            self._add_state("grad_avg")
+        if momentum:
+            self._add_state("momentum_buffer")
+        self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one RMSprop step on every vector from the current gradients."""
+        """Take one RMSprop step on every slot from the current gradients."""
         self.steps += 1
-        for (theta, grad), v, g_avg, b, decayed, scratch in zip(
-            self.vectors,
-            self._square_avg,
-            self._grad_avg,
-            self._momentum_buffer,
-            self._decayed,
-            self._work,
-            strict=True,
-        ):
+        for slot in self.slots:
             rmsprop_update(
-                theta,
-                grad,
-                v,
-                g_avg,
-                b,
-                decayed,
-                scratch,
+                slot.theta,
+                slot.grad,
+                slot.state["square_avg"],
+                slot.state.get("grad_avg"),
+                slot.state.get("momentum_buffer"),
+                slot.decayed,
+                slot.work,
                 lr=self.lr,
                 alpha=self.alpha,
                 eps=self.eps,

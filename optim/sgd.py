@@ -130,23 +130,20 @@ class SGD(Optimizer):
         self.dampening = dampening
         self.nesterov = nesterov
         self.weight_decay = weight_decay
-        n = len(self.vectors)
-        self._buffers = self._add_state("momentum_buffer") if momentum else [None] * n
-        self._decayed = self._scratch() if weight_decay else [None] * n
-        self._work = self._scratch()
+        if momentum:
+            self._add_state("momentum_buffer")
+        self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one SGD step on every vector from the current gradients."""
+        """Take one SGD step on every slot from the current gradients."""
         self.steps += 1
-        for (theta, grad), buffer, decayed, work in zip(
-            self.vectors, self._buffers, self._decayed, self._work, strict=True
-        ):
+        for slot in self.slots:
             sgd_update(
-                theta,
-                grad,
-                buffer,
-                decayed,
-                work,
+                slot.theta,
+                slot.grad,
+                slot.state.get("momentum_buffer"),
+                slot.decayed,
+                slot.work,
                 lr=self.lr,
                 momentum=self.momentum,
                 dampening=self.dampening,
