@@ -176,15 +176,18 @@ def ref_rmsprop(
     return theta
 
 
-def ref_adagrad(theta, lr=1e-2, eps=1e-10, weight_decay=0.0):
+def ref_adagrad(
+    theta, lr=1e-2, eps=1e-10, weight_decay=0.0, lr_decay=0.0, initial_accumulator_value=0.0
+):
     theta = [float(x) for x in theta]
-    s = [0.0] * N
+    s = [initial_accumulator_value] * N
     for t in range(1, STEPS + 1):
         grads = gradient(theta, t)
+        clr = lr / (1 + (t - 1) * lr_decay)
         for i in range(N):
             g = grads[i] + weight_decay * theta[i]
             s[i] += g * g
-            theta[i] -= lr * g / (math.sqrt(s[i]) + eps)
+            theta[i] -= clr * g / (math.sqrt(s[i]) + eps)
     return theta
 
 
@@ -215,6 +218,12 @@ CASES = [
     ("rmsprop", {"lr": 0.01, "alpha": 0.9, "centered": True, "momentum": 0.5, "weight_decay": 0.1}),
     ("adagrad", {"lr": 0.1}),
     ("adagrad", {"lr": 0.1, "eps": 1e-3, "weight_decay": 0.1}),
+    ("adagrad", {"lr": 0.1, "lr_decay": 0.2}),
+    ("adagrad", {"lr": 0.1, "initial_accumulator_value": 2.0}),
+    (
+        "adagrad",
+        {"lr": 0.1, "weight_decay": 0.1, "lr_decay": 0.05, "initial_accumulator_value": 0.5},
+    ),
 ]
 CASE_IDS = [name + "-" + "-".join(f"{k}={v}" for k, v in kw.items()) for name, kw in CASES]
 
@@ -283,6 +292,28 @@ def test_each_option_changes_the_trajectory(name, kwargs):
     assert np.max(np.abs(np.subtract(REFERENCES[name](values, **kwargs), plain))) > 1e-5
 
 
+def test_adagrad_lr_decay_and_initial_accumulator_by_hand():
+    """A constant gradient g = 3 with s₀ = 7, γ = 0.5, η = 0.25, ε = 0:
+    t = 1: γ̃ = 0.5, s = 7 + 9 = 16, θ −= 0.5·3/4 = 0.375;
+    t = 2: γ̃ = 0.5/1.25 = 0.4, s = 25, θ −= 0.4·3/5 = 0.24;
+    then θ −= γ/(1 + (t − 1)η) · 3/√(7 + 9t) for t = 3, 4, 5."""
+    values = initial_values()
+    theta, theta_grad, params = vector_layout(values)
+    theta_grad[...] = 3.0
+    opt = optim.Adagrad(params, lr=0.5, eps=0.0, lr_decay=0.25, initial_accumulator_value=7.0)
+    np.testing.assert_array_equal(opt.state["sum"][0], np.full(N, 7.0))
+    opt.step()
+    np.testing.assert_allclose(theta, values - 0.375, rtol=0, atol=1e-15)
+    opt.step()
+    np.testing.assert_allclose(theta, values - 0.615, rtol=0, atol=1e-15)
+    expected = values - 0.615
+    for t in range(3, 6):
+        opt.step()
+        expected = expected - 0.5 / (1 + (t - 1) * 0.25) * 3.0 / math.sqrt(7.0 + 9.0 * t)
+    np.testing.assert_allclose(theta, expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(opt.state["sum"][0], 7.0 + 9.0 * 5, rtol=0, atol=0)
+
+
 def test_sgd_uses_the_learning_rate_set_between_steps():
     values = initial_values()
     params = make_params("vector", values)
@@ -301,7 +332,9 @@ def test_defaults_are_pytorchs():
     assert optim.Adam(params).betas == (0.9, 0.999)
     assert optim.AdamW(params).weight_decay == 1e-2
     assert optim.RMSprop(params).lr == 1e-2 and optim.RMSprop(params).alpha == 0.99
-    assert optim.Adagrad(params).eps == 1e-10
+    adagrad = optim.Adagrad(params)
+    assert adagrad.eps == 1e-10 and adagrad.lr == 1e-2
+    assert adagrad.lr_decay == 0 and adagrad.initial_accumulator_value == 0
 
 
 # -- layout detection ---------------------------------------------------------------------
@@ -414,10 +447,12 @@ STATEFUL = [
     ("adamw", {"lr": 0.01}),
     ("rmsprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
     ("adagrad", {"lr": 0.1}),
+    ("adagrad", {"lr": 0.1, "lr_decay": 0.3, "initial_accumulator_value": 0.5}),
 ]
+STATEFUL_IDS = [n + "-" + "-".join(f"{k}={v}" for k, v in kw.items()) for n, kw in STATEFUL]
 
 
-@pytest.mark.parametrize(("name", "kwargs"), STATEFUL, ids=[n for n, _ in STATEFUL])
+@pytest.mark.parametrize(("name", "kwargs"), STATEFUL, ids=STATEFUL_IDS)
 @pytest.mark.parametrize(
     ("saved_from", "loaded_into"), [("vector", "separate"), ("separate", "vector")]
 )
@@ -463,6 +498,18 @@ def test_state_dict_restores_the_learning_rate_and_copies_buffers():
     np.testing.assert_array_equal(other.state["exp_avg"][0], opt.state["exp_avg"][0])
 
 
+def test_adagrad_state_dict_saves_and_checks_its_new_hyperparameters():
+    kwargs = {"lr": 0.1, "lr_decay": 0.3, "initial_accumulator_value": 0.5}
+    opt = run("adagrad", kwargs, make_params("vector", initial_values()), steps=2)
+    state = opt.state_dict()
+    assert state["lr_decay"] == 0.3 and state["initial_accumulator_value"] == 0.5
+    for other in ({"lr_decay": 0.0}, {"initial_accumulator_value": 0.0}):
+        fresh = optim.Adagrad(make_params("vector", initial_values()), **{**kwargs, **other})
+        with pytest.raises(ValueError, match=next(iter(other))):
+            fresh.load_state_dict(state)
+        assert fresh.steps == 0
+
+
 def _broken_states():
     good = optim.SGD(make_params("vector", initial_values()), lr=0.1, momentum=0.9).state_dict()
     cases = {}
@@ -499,6 +546,7 @@ def test_load_state_dict_needs_a_mapping():
 
 # -- argument checks ----------------------------------------------------------------------
 
+ACCUMULATOR = "initial_accumulator_value"
 INVALID = [
     (optim.SGD, {"lr": -0.1}, "lr", "non-negative"),
     (optim.SGD, {"lr": math.nan}, "lr", "non-negative"),
@@ -520,6 +568,10 @@ INVALID = [
     (optim.RMSprop, {"eps": math.inf}, "eps", "non-negative"),
     (optim.Adagrad, {"lr": -0.01}, "lr", "non-negative"),
     (optim.Adagrad, {"eps": -1.0}, "eps", "non-negative"),
+    (optim.Adagrad, {"lr_decay": -0.1}, "lr_decay", "non-negative"),
+    (optim.Adagrad, {"lr_decay": math.inf}, "lr_decay", "non-negative"),
+    (optim.Adagrad, {ACCUMULATOR: -1.0}, ACCUMULATOR, "non-negative"),
+    (optim.Adagrad, {ACCUMULATOR: math.nan}, ACCUMULATOR, "non-negative"),
     (optim.LBFGS, {"max_iter": 0}, "max_iter", "positive integer"),
     (optim.LBFGS, {"tol": -1.0}, "tol", "non-negative"),
     (optim.LBFGS, {"history_size": 0}, "history_size", "positive integer"),
