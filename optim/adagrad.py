@@ -114,7 +114,11 @@ class Adagrad(Optimizer):
         self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one Adagrad step on every slot from the current gradients."""
+        """Take one Adagrad step on every slot (see :func:`adagrad_update`).
+
+        ``s ← s + g²``, ``θ ← θ − γ/(1 + (t − 1)·lr_decay) · g / (√s + ε)``, where ``t`` is
+        ``steps`` after it goes up by one.
+        """
         self.steps += 1
         for slot in self.slots:
             adagrad_update(

@@ -156,7 +156,11 @@ class Adam(Optimizer):
         }
 
     def step(self) -> None:
-        """Take one Adam step on every slot from the current gradients."""
+        """Take one Adam step on every slot (see :func:`adam_update`).
+
+        ``θ ← θ − γ/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)``, after ``θ ← θ(1 − γλ)`` for
+        AdamW; ``steps`` goes up by one first and is the ``t`` of the bias corrections.
+        """
         self.steps += 1
         beta1, beta2 = self.betas
         for slot in self.slots:

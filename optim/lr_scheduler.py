@@ -68,7 +68,17 @@ class LRScheduler:
         self._last_lr = self.optimizer.lr
 
     def lr_at(self, epoch: int) -> float:
-        """The closed-form learning rate γ_epoch."""
+        """The closed-form learning rate ``γ_e`` of epoch ``e``, from γ₀ and ``e`` alone.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch ``e`` ≥ 0; epoch 0's rate is set at construction.
+
+        Returns
+        -------
+        float
+        """
         raise NotImplementedError
 
     def step(self) -> None:
@@ -143,6 +153,17 @@ class StepLR(LRScheduler):
         self._start()
 
     def lr_at(self, epoch: int) -> float:
+        """``γ_e = γ₀ · gamma^⌊e / step_size⌋``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch ``e`` ≥ 0.
+
+        Returns
+        -------
+        float
+        """
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -165,6 +186,17 @@ class ExponentialLR(LRScheduler):
         self._start()
 
     def lr_at(self, epoch: int) -> float:
+        """``γ_e = γ₀ · gammaᵉ``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch ``e`` ≥ 0.
+
+        Returns
+        -------
+        float
+        """
         return self.base_lr * self.gamma**epoch
 
 
@@ -198,6 +230,17 @@ class CosineAnnealingLR(LRScheduler):
         self._start()
 
     def lr_at(self, epoch: int) -> float:
+        """``γ_e = η_min + (γ₀ − η_min)(1 + cos(eπ / T_max)) / 2``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch ``e`` ≥ 0 (past ``T_max`` the rate rises again).
+
+        Returns
+        -------
+        float
+        """
         cosine = 1.0 + math.cos(math.pi * epoch / self.T_max)
         return self.eta_min + (self.base_lr - self.eta_min) * cosine / 2.0
 
@@ -236,6 +279,17 @@ class LinearWarmup(LRScheduler):
         self._start()
 
     def lr_at(self, epoch: int) -> float:
+        """``γ_e = γ₀ (f + (1 − f) · min(e, warmup_epochs) / warmup_epochs)``, ``f = start_factor``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch ``e`` ≥ 0 (γ₀ from ``warmup_epochs`` on).
+
+        Returns
+        -------
+        float
+        """
         progress = min(epoch, self.warmup_epochs) / self.warmup_epochs
         return self.base_lr * (self.start_factor + (1.0 - self.start_factor) * progress)
 
@@ -300,16 +354,40 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
 
     def is_better(self, metric: float, best: float) -> bool:
-        """Whether ``metric`` improves on ``best`` by more than the threshold."""
+        """Whether ``metric`` improves on ``best`` by more than the threshold.
+
+        For ``mode="min"``: ``metric < best·(1 − threshold)`` (``"rel"``) or
+        ``metric < best − threshold`` (``"abs"``); for ``"max"``: ``metric > best·(1 + threshold)``
+        or ``metric > best + threshold``.
+
+        Parameters
+        ----------
+        metric, best : float
+            The epoch's value and the best value so far.
+
+        Returns
+        -------
+        bool
+        """
         relative = self.threshold_mode == "rel"
         if self.mode == "min":
             return metric < (best * (1.0 - self.threshold) if relative else best - self.threshold)
         return metric > (best * (1.0 + self.threshold) if relative else best + self.threshold)
 
     def step(self, metric: float) -> None:  # type: ignore[override]
-        """Record the epoch's ``metric`` (e.g. the validation loss) and reduce lr if needed.
+        """Record the epoch's ``metric`` and set ``lr ← max(lr·factor, min_lr)`` if needed.
 
         A NaN metric counts as a bad epoch, as in PyTorch.
+
+        Parameters
+        ----------
+        metric : float
+            The monitored value of the epoch just finished, e.g. the validation loss.
+
+        Raises
+        ------
+        TypeError
+            When ``metric`` is not a real number.
         """
         if isinstance(metric, bool) or not isinstance(checks.plain(metric), numbers.Real):
             raise TypeError(
@@ -336,4 +414,11 @@ class ReduceLROnPlateau(LRScheduler):
         self._last_lr = self.optimizer.lr
 
     def lr_at(self, epoch: int) -> float:
+        """Not available: the rate depends on the metrics seen, not on the epoch alone.
+
+        Raises
+        ------
+        TypeError
+            Always; read ``optimizer.lr`` or :meth:`get_last_lr` instead.
+        """
         raise TypeError("ReduceLROnPlateau has no closed form: its rate depends on the metric.")

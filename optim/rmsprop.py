@@ -141,7 +141,11 @@ class RMSprop(Optimizer):
         self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one RMSprop step on every slot from the current gradients."""
+        """Take one RMSprop step ``θ ← θ − γ g / (√ṽ + ε)`` on every slot.
+
+        With momentum the buffer ``b ← μb + g / (√ṽ + ε)`` is applied instead,
+        ``θ ← θ − γb`` (see :func:`rmsprop_update`). ``steps`` goes up by one.
+        """
         self.steps += 1
         for slot in self.slots:
             rmsprop_update(

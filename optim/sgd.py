@@ -135,7 +135,11 @@ class SGD(Optimizer):
         self._add_work(decayed=weight_decay != 0)
 
     def step(self) -> None:
-        """Take one SGD step on every slot from the current gradients."""
+        """Take one SGD step ``θ ← θ − γ·d`` on every slot (see :func:`sgd_update`).
+
+        ``steps`` goes up by one first; on the first step (``t = 1``) the momentum buffer is
+        initialised to the gradient.
+        """
         self.steps += 1
         for slot in self.slots:
             sgd_update(
