@@ -827,7 +827,7 @@ def _params():
         yield pytest.param(r, id=r.id, marks=marks)
 
 
-@pytest.mark.parametrize("bad", _params())
+@pytest.mark.parametrize("bad", list(_params()))
 def test_bad_input_is_refused_with_a_clear_message(bad: Bad, ctx):
     with pytest.raises(bad.error, match=bad.match) as info:
         bad.call(ctx)
