@@ -151,21 +151,21 @@ class Dense(Layer):
         # 5.12: ∂L/∂z = σ'(z) ⊙ ∂L/∂a, with σ'(z) from the cached z and a
         dz = self.activation.chain(z, a, grad_out, self._buffer("dz", z.shape, z.dtype))
         # 5.10 and 5.8: ∂z/∂W = x, summed over the batch: ∂L/∂W += xᵀ·∂L/∂z
-        self._add_grad(self.W, np.matmul, x.T, dz, accumulate)
+        self._add_product(self.W, x.T, dz, accumulate)
         if self.b is not None:
             # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z, as the product 1ᵀ·∂L/∂z
-            self._add_grad(self.b, np.matmul, self._ones(len(dz), dz.dtype), dz, accumulate)
+            self._add_product(self.b, self._ones(len(dz), dz.dtype), dz, accumulate)
         if not input_grad:
             return None
         # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
         return np.matmul(dz, self.W.data.T, out=self._buffer("dx", x.shape, dz.dtype))
 
-    def _add_grad(self, p: Parameter, product, a: np.ndarray, b: np.ndarray, accumulate: bool):
-        """p.grad += product(a, b), or p.grad = product(a, b), with no temporary allocated."""
+    def _add_product(self, p: Parameter, a: np.ndarray, b: np.ndarray, accumulate: bool) -> None:
+        """p.grad += a·b (or p.grad = a·b), through numpy's BLAS, with no temporary allocated."""
         if not accumulate:
-            product(a, b, out=p.grad)
+            np.matmul(a, b, out=p.grad)
             return
-        p.grad += product(a, b, out=self._buffer(f"d{p.name}", p.grad.shape, p.grad.dtype))
+        p.grad += np.matmul(a, b, out=self._buffer(f"d{p.name}", p.grad.shape, p.grad.dtype))
 
     def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
         ones = self._buffers.get("ones")
