@@ -164,13 +164,18 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral):
+            raise TypeError(
+                f"Received an invalid type for `patience`, expected a non-negative integer. "
+                f"Received: patience={patience!r} of type {type(patience).__name__}"
+            )
+        if patience < 0:
             raise ValueError(
                 f"Received an invalid value for `patience`, expected a non-negative integer. "
                 f"Received: patience={patience!r}"
             )
         self._tracker = _Monitor(monitor, mode, min_delta)
-        self.patience = patience
+        self.patience = int(patience)
         self.restore_best_weights = bool(restore_best_weights)
         self._reset()
 

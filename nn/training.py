@@ -263,7 +263,10 @@ def _check_path(name: str, path: object) -> None:
 def _split_validation(X, y, sw, validation_data, validation_split, loss, model):
     """(training X, y, weights) and the validation triple (or None), all checked."""
     if validation_data is not None and validation_split:
-        raise ValueError("Pass either `validation_data` or `validation_split`, not both")
+        raise ValueError(
+            "Received both `validation_data` and `validation_split`; expected at most one. "
+            f"Received: validation_split={validation_split!r} with validation_data"
+        )
     if validation_split:
         n_val = int(math.ceil(len(X) * validation_split))
         if n_val >= len(X):

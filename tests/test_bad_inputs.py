@@ -233,7 +233,7 @@ for value in (1.0, -0.1, math.nan):
         r"`validation_split`, expected a number in \[0, 1\)")
 row("fit", "validation_split and validation_data together", "hyperparameter",
     lambda c: fit(validation_split=0.2, validation_data=(X_OK, Y_LABELS)), ValueError,
-    r"either `validation_data` or `validation_split`")
+    r"both `validation_data` and `validation_split`; expected at most one")
 for name, value, kind, error in (
     ("epochs", 0, "size", ValueError), ("epochs", -3, "size", ValueError),
     ("epochs", 1.5, "type", TypeError), ("epochs", None, "type", TypeError),

@@ -119,7 +119,7 @@ def test_missing_monitored_value_is_a_clear_error():
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"patience": -1}, ValueError), ({"patience": 1.5}, ValueError),
+    [({"patience": -1}, ValueError), ({"patience": 1.5}, TypeError),
      ({"mode": "up"}, ValueError), ({"min_delta": -0.1}, ValueError),
      ({"monitor": 3}, TypeError)],
 )
