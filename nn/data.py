@@ -247,7 +247,8 @@ def load_csv(
         The dtype of ``X`` and of float labels (default ``float32``).
     header : bool or None
         Whether the first row holds column names. ``None`` detects it: the first row is a
-        header when one of its cells is not a number.
+        header when none of its cells is a number (a row with a stray word among numbers is
+        reported as bad data, not silently dropped).
 
     Returns
     -------
@@ -462,7 +463,8 @@ def _read_csv(
             raise ValueError(f"{name}: expected rows of comma-separated numbers, "
                              "found only blank lines")
         if header is None:
-            header = not all(_is_number(c) for c in first[1].split(","))
+            # a header names every column: a row with some numbers is data (with a typo)
+            header = not any(_is_number(c) for c in first[1].split(","))
         header_width = len(first[1].split(",")) if header else None
         if header:  # the data start at the next non-blank line, if there is one
             first = next(rows, None)
@@ -501,8 +503,10 @@ def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> 
                                  "the header, found none")
         n_columns = len(first[1].split(","))
         if n_columns < 2:
+            other = next((sep for sep in (";", "\t", " ") if sep in first[1].strip()), None)
+            hint = f" (the values look separated by {other!r}; use commas)" if other else ""
             raise ValueError(f"{name}, line {first[0]}: expected at least 2 columns (features, "
-                             f"then the label), found {n_columns}")
+                             f"then the label), found {n_columns}{hint}")
         if header_line is not None and len(header_line[1].split(",")) != n_columns:
             raise ValueError(f"{name}, line {header_line[0]}: expected a header of {n_columns} "
                              f"names like the data rows, found {len(header_line[1].split(','))}")

@@ -406,3 +406,17 @@ def test_csv_bad_bytes_after_a_ragged_row(tmp_path):
     (tmp_path / "mixed.csv").write_bytes(b"1,2\n3\n\xff,4\n")
     with pytest.raises(ValueError, match=r"mixed\.csv: expected UTF-8 text"):
         load_csv(tmp_path / "mixed.csv")
+
+
+def test_a_first_row_with_numbers_and_a_stray_word_is_bad_data_not_a_header(tmp_path):
+    path = tmp_path / "typo.csv"
+    path.write_text("1,2,abc,4,0\n1,2,3,4,1\n5,6,7,8,0\n")
+    with pytest.raises(ValueError, match=r"line 1, column 3: expected a number, found 'abc'"):
+        load_csv(path)
+
+
+def test_a_semicolon_separated_file_gets_a_hint(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("1;2;3\n4;5;6\n")
+    with pytest.raises(ValueError, match=r"separated by ';'; use commas"):
+        load_csv(path)
