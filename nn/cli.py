@@ -125,7 +125,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     task = _task(args.task, y)
     if task == "classify":
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
-            raise UserError("--task classify needs integer class labels 0..C-1 in the last column")
+            found = f" (found {y.min()}..{y.max()})" if y.ndim == 1 else ""
+            raise UserError(
+                "classification needs integer class labels 0..C-1 in the last column"
+                f"{found}; remap the labels, or pass --task regress for numeric targets"
+            )
         n_outputs = int(y.max()) + 1
         if n_outputs < 2:
             raise UserError("--task classify needs at least two classes; all labels are 0")
@@ -146,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.optimizer == "sgd":
         kwargs["momentum"] = 0.9
     optimizer = optim.get(args.optimizer, model.parameters(), **kwargs)
-    print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
+    if not args.quiet:
+        print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
     model.fit(
         X_train,
         y_train,
@@ -169,9 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_and_data(
-    args, labels: bool
-) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
+def _model_and_data(args, labels: bool) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
     """The saved model and the data; without ``labels``, a CSV may hold features only."""
     model = load(args.model)
     X, y = _load(args.data)
@@ -179,9 +182,12 @@ def _model_and_data(
         X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature
         y = None
     if X.shape[1] != model.n_features:
+        source = args.data or "the bundled digits (no --data given)"
+        columns = X.shape[1] + (y is not None)
+        label = " plus a label column" if labels else " (a label column after them is optional)"
         raise UserError(
-            f"{args.data or 'the digits'} has {X.shape[1]} features, but the model "
-            f"expects {model.n_features}"
+            f"{source} has {columns} columns, but {args.model} needs {model.n_features} "
+            f"feature columns{label}"
         )
     return model, X, y
 

@@ -695,7 +695,7 @@ for what, attr, kind, pattern in [
         CLIError, pattern)
 row("chainrule evaluate", "data with 4 features for a 3-feature model", "no features",
     lambda c: cli("evaluate", c.model_file, "--data", c.csv_4_features), CLIError,
-    r"4 features, but the model expects 3")
+    r"four.csv has 5 columns, but .*model.npz needs 3 feature columns plus a label column")
 row("chainrule evaluate", "labels 0..2 for a 2-output model", "labels",
     lambda c: cli("evaluate", c.model_file, "--data", c.csv_3_classes), CLIError,
     r"labels must lie in 0\.\.1")
