@@ -15,6 +15,7 @@ import math
 import numbers
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ import numpy as np
 from nn.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 from nn.metrics import Metric, get_metric
 from nn.normalization import BatchNorm1d
+from nn.preprocessing import Standardize
 from nn.validation import (
     check_array,
     check_finite,
@@ -470,6 +472,13 @@ def fit(
     _check_path("checkpoint", checkpoint)
     _check_path("resume_from", resume_from)
     optimizer = _resolve_optimizer(optimizer, model)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Standardize) and not layer.mean.any() and (layer.scale == 1).all():
+            warnings.warn(
+                f"layer {i}, {layer!r}, was never adapted (mean 0, scale 1), so it passes the "
+                f"features through unchanged; call model.layers[{i}].adapt(X_train) before fit",
+                stacklevel=3,
+            )
     if not np.isfinite(model.theta).all():
         bad = next(
             f"{p.name} of layer {i}"
@@ -524,6 +533,12 @@ def fit(
         restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
         initial_epoch = restored.epoch
         history.history, history.epoch = restored.history.history, restored.history.epoch
+        if initial_epoch >= epochs:
+            warnings.warn(
+                f"{resume_from} is at epoch {initial_epoch} already and epochs={epochs} is the "
+                "epoch to train up to, so nothing was trained; pass a larger `epochs`",
+                stacklevel=3,
+            )
     elif seed is not None:
         model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 

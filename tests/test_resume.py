@@ -41,6 +41,7 @@ def build(kind):
     elif kind == "batchnorm-sgd":
         model = nn.Sequential(nn.Standardize(4), nn.Dense(4, 8), nn.BatchNorm1d(8),
                               nn.Dense(8, 2, activation=None), seed=2)
+        model.layers[0].adapt(data()[0])
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
         callbacks = [optim.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.2)]
     else:  # a float64 model with RMSprop and dropout
@@ -168,8 +169,9 @@ def test_resume_when_the_epochs_are_already_done_trains_nothing(tmp_path):
     path = tmp_path / "c.npz"
     model.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks, checkpoint=path, **FIT)
     fresh, opt, callbacks = build("dropout-adam")
-    history = fresh.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks, resume_from=path,
-                        **FIT)
+    with pytest.warns(UserWarning, match=r"at epoch 2 already and epochs=2.*nothing was trained"):
+        history = fresh.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks,
+                            resume_from=path, **FIT)
     assert history.epoch == [0, 1]
     assert np.array_equal(fresh.theta, model.theta)
 

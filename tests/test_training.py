@@ -8,6 +8,7 @@ method for logistic regression, and the formulas of the learning-rate schedules.
 from __future__ import annotations
 
 import math
+import warnings
 import sys
 import tracemalloc
 
@@ -820,4 +821,15 @@ def test_regression_targets_beyond_the_model_dtype_are_refused():
     y[3] = 1e300  # finite in float64, inf once cast for a float32 model
     model = nn.Sequential(nn.Dense(3, 1), seed=0)
     with pytest.raises(ValueError, match=r"y has values too large for the model's float32"):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
+
+
+def test_fit_warns_about_a_standardize_layer_that_was_never_adapted():
+    X, y = regression_data(16)
+    model = nn.Sequential(nn.Standardize(3), nn.Dense(3, 1), seed=0)
+    with pytest.warns(UserWarning, match=r"never adapted.*model.layers\[0\].adapt\(X_train\)"):
+        quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
+    model.layers[0].adapt(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
