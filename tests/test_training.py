@@ -8,9 +8,9 @@ method for logistic regression, and the formulas of the learning-rate schedules.
 from __future__ import annotations
 
 import math
-import warnings
 import sys
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
