@@ -95,7 +95,7 @@ def build_mlp(
 
 def _parse_hidden(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",")] if text.strip() else []
     except ValueError:
         raise UserError(f"--hidden expects sizes such as 128,64; received {text!r}") from None
     if any(s <= 0 for s in sizes):

@@ -33,6 +33,10 @@ class Layer:
         """Compute the output for a batch ``x`` of shape ``(batch, n_in)``."""
         raise NotImplementedError
 
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``layer(x)`` is ``layer.forward(x)``, as in PyTorch."""
+        return self.forward(x)
+
     def backward(
         self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
     ) -> np.ndarray | None:

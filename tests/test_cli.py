@@ -197,3 +197,8 @@ def test_default_train_reaches_98_percent_averaged_over_seeds_0_to_4(tmp_path, m
         out = capsys.readouterr().out
         accuracies.append(float(re.search(r"test accuracy: ([0-9.]+)", out).group(1)))
     assert np.mean(accuracies) >= 0.98, accuracies
+
+
+def test_hidden_sizes_with_an_empty_part_are_refused(files, capsys):
+    assert cli.main(["train", "--hidden", "128,,64", "--epochs", "1", "--quiet"]) == 2
+    assert "--hidden expects sizes such as 128,64" in capsys.readouterr().err

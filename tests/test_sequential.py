@@ -588,3 +588,9 @@ def test_training_skips_the_input_gradient_below_the_first_layer_with_parameters
     calls.clear()
     assert model.backward(np.ones_like(out)).shape == (6, 3)
     assert calls == [True, True]
+
+
+def test_calling_a_model_is_forward():
+    model = mlp()
+    x = data((3, 4))
+    np.testing.assert_array_equal(model(x).copy(), model.forward(x))
