@@ -152,7 +152,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = optim.get(args.optimizer, model.parameters(), **kwargs)
     if not args.quiet:
         print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
-    model.fit(
+    untrained = model.evaluate(X_train, y_train, loss=loss)["loss"]
+    history = model.fit(
         X_train,
         y_train,
         loss=loss,
@@ -163,11 +164,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics=metrics,
         progress=None if not args.quiet else False,
     )
+    last = history.history["loss"][-1]
+    if last > 10 * untrained:  # finite, so no divergence error, but training went the wrong way
+        print(
+            f"chainrule: warning: the training loss grew from {untrained:.4g} to {last:.4g}; "
+            f"--lr {args.lr:g} is probably too high for --optimizer {args.optimizer}",
+            file=sys.stderr,
+        )
     results = model.evaluate(X_test, y_test, loss=loss, metrics=metrics)
     model.save(args.out)
     name = "accuracy" if task == "classify" else "mae"
     print(
-        f"test {name}: {results[name]:.4f}  test loss: {results['loss']:.4f}  "
+        f"test {name}: {results[name]:.4g}  test loss: {results['loss']:.4g}  "
         f"({len(X_test)} samples)"
     )
     print(f"saved the model to {args.out}")

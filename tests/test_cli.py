@@ -202,3 +202,15 @@ def test_default_train_reaches_98_percent_averaged_over_seeds_0_to_4(tmp_path, m
 def test_hidden_sizes_with_an_empty_part_are_refused(files, capsys):
     assert cli.main(["train", "--hidden", "128,,64", "--epochs", "1", "--quiet"]) == 2
     assert "--hidden expects sizes such as 128,64" in capsys.readouterr().err
+
+
+def test_a_learning_rate_that_makes_the_loss_grow_is_reported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    np.savetxt("reg.csv", np.column_stack([X, X @ [1.0, 2.0, 3.0]]), delimiter=",")
+    common = ["train", "--data", "reg.csv", "--epochs", "3", "--quiet"]
+    assert cli.main([*common, "--lr", "1e6", "--out", "bad.npz"]) == 0  # finite, so it saves
+    assert "warning: the training loss grew from" in capsys.readouterr().err
+    assert cli.main([*common, "--out", "good.npz"]) == 0
+    assert "warning" not in capsys.readouterr().err
