@@ -10,7 +10,7 @@ import numpy as np
 
 from nn.layer import Layer
 from nn.parameter import Parameter
-from nn.validation import check_array, check_dtype, check_positive_int
+from nn.validation import check_array, check_dtype, check_non_negative_int, check_positive_int
 
 if TYPE_CHECKING:
     from nn.training import History
@@ -59,16 +59,8 @@ class Sequential(Layer):
                     "parameters are views into that model's θ, which a second model would "
                     "take over. Pass copy.deepcopy(layer), or use model.copy()"
                 )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(
-                f"Received an invalid value for `seed`, expected a non-negative integer or "
-                f"None. Received: seed={seed!r} of type {type(seed).__name__}"
-            )
-        if seed is not None and seed < 0:
-            raise ValueError(
-                f"Received an invalid value for `seed`, expected a non-negative integer or "
-                f"None. Received: seed={seed!r}"
-            )
+        if seed is not None:
+            check_non_negative_int("seed", seed)
         self.layers: list[Layer] = list(layers)
         self.dtype = check_dtype(dtype)
         self.seed = seed

@@ -550,29 +550,18 @@ def test_bad_sample_weights_are_refused_before_training(weights, error, match):
 # -- gradient clipping -------------------------------------------------------------------------
 
 
-def test_clip_grad_norm_in_fit_follows_optim_clip_grad_norm():
+@pytest.mark.parametrize(("fit_kwargs", "manual_kwargs"), [
+    ({"clip_grad_norm": 0.5}, {"clip": 0.5}),
+    ({"clip_grad_value": 0.05}, {"clip_value": 0.05}),
+], ids=["norm", "value"])
+def test_clipping_in_fit_follows_optim_clip_functions(fit_kwargs, manual_kwargs):
     X, y = regression_data(24, dtype=np.float32)
     fitted = nn.Sequential(nn.Dense(3, 5, activation="tanh"), nn.Dense(5, 1), seed=1)
     reference = fitted.copy()
     quiet_fit(fitted, X, y * 10, loss="mse", optimizer=optim.SGD(fitted.parameters(), lr=0.01),
-              epochs=3, batch_size=6, shuffle=False, clip_grad_norm=0.5)
+              epochs=3, batch_size=6, shuffle=False, **fit_kwargs)
     manual_epochs(reference, losses.MSE(), optim.SGD(reference.parameters(), lr=0.01),
-                  X, (y * 10).reshape(-1, 1), 6, 3, clip=0.5)
-    assert np.array_equal(fitted.theta, reference.theta)
-    unclipped = reference.copy()
-    quiet_fit(unclipped, X, y * 10, loss="mse", optimizer=optim.SGD(unclipped.parameters(),
-              lr=0.01), epochs=1, batch_size=6, shuffle=False)
-    assert not np.array_equal(unclipped.theta, reference.theta)  # clipping was active
-
-
-def test_clip_grad_value_in_fit_follows_optim_clip_grad_value():
-    X, y = regression_data(24, dtype=np.float32)
-    fitted = nn.Sequential(nn.Dense(3, 5, activation="tanh"), nn.Dense(5, 1), seed=1)
-    reference = fitted.copy()
-    quiet_fit(fitted, X, y * 10, loss="mse", optimizer=optim.SGD(fitted.parameters(), lr=0.01),
-              epochs=3, batch_size=6, shuffle=False, clip_grad_value=0.05)
-    manual_epochs(reference, losses.MSE(), optim.SGD(reference.parameters(), lr=0.01),
-                  X, (y * 10).reshape(-1, 1), 6, 3, clip_value=0.05)
+                  X, (y * 10).reshape(-1, 1), 6, 3, **manual_kwargs)
     assert np.array_equal(fitted.theta, reference.theta)
     unclipped = reference.copy()
     quiet_fit(unclipped, X, y * 10, loss="mse", optimizer=optim.SGD(unclipped.parameters(),
