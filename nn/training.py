@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import sys
 import warnings
@@ -231,19 +230,10 @@ def _check_sample_weight(sample_weight: object, n: int, dtype: np.dtype, name: s
 
 
 def _check_clip(name: str, clip: object) -> float | None:
-    if clip is None:
-        return None
-    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
-        raise TypeError(
-            f"Received an invalid value for `{name}`, expected a positive number or "
-            f"None. Received: {name}={clip!r}"
-        )
-    if not (math.isfinite(clip) and clip > 0):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a positive finite "
-            f"number. Received: {name}={clip!r}"
-        )
-    return float(clip)
+    """A clipping bound: None, or a positive finite number (optim's own check)."""
+    from optim._checks import positive
+
+    return None if clip is None else positive(name, clip)
 
 
 def _check_choice(name: str, value: object, choices: tuple, expected: str) -> None:
