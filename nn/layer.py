@@ -101,11 +101,17 @@ class Layer:
         return self.train(False)
 
     # -- buffers --------------------------------------------------------------------------
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A scratch array owned by the layer, reused while shape and dtype stay the same."""
+    def _buffer(
+        self, key: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None
+    ) -> np.ndarray:
+        """A scratch array owned by the layer, reused while shape and dtype stay the same.
+
+        With ``fill``, a new array starts filled with that value: a constant such as the
+        ones of a bias gradient, which callers only read.
+        """
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
+            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
             self._buffers[key] = buf
         return buf
 

@@ -154,7 +154,8 @@ class Dense(Layer):
         self._add_product(self.W, x.T, dz, accumulate)
         if self.b is not None:
             # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z, as the product 1ᵀ·∂L/∂z
-            self._add_product(self.b, self._ones(len(dz), dz.dtype), dz, accumulate)
+            ones = self._buffer("ones", (len(dz),), dz.dtype, fill=1)
+            self._add_product(self.b, ones, dz, accumulate)
         if not input_grad:
             return None
         # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
@@ -166,12 +167,6 @@ class Dense(Layer):
             np.matmul(a, b, out=p.grad)
             return
         p.grad += np.matmul(a, b, out=self._buffer(f"d{p.name}", p.grad.shape, p.grad.dtype))
-
-    def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
-        ones = self._buffers.get("ones")
-        if ones is None or ones.shape != (n,) or ones.dtype != dtype:
-            ones = self._buffers["ones"] = np.ones(n, dtype=dtype)
-        return ones
 
     def config(self) -> dict:
         act = self.activation
