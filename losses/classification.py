@@ -311,31 +311,35 @@ class CrossEntropy(Loss):
         eps = self.label_smoothing
         w = None if self.weight is None else self._weight(dtype)
 
-        # Stable log-softmax; softmax kept for backward.
+        # Stable softmax, kept for backward: exp(z - max) / Σ_c exp(z - max).
         zmax = np.maximum.reduce(z, axis=1, keepdims=True, out=self._buffer("zmax", (n, 1), dtype))
-        logp = np.subtract(z, zmax, out=self._buffer("logp", z.shape, dtype))
+        prob = np.subtract(z, zmax, out=self._buffer("prob", z.shape, dtype))
         with np.errstate(under="ignore"):
-            prob = np.exp(logp, out=self._buffer("prob", z.shape, dtype))
+            np.exp(prob, out=prob)
         sumexp = np.add.reduce(
             prob, axis=1, keepdims=True, out=self._buffer("sumexp", (n, 1), dtype)
         )
-        prob /= sumexp  # softmax(z)
-        logp -= np.log(sumexp, out=sumexp)  # log softmax(z) = z - max - log Σ exp(z - max)
+        prob /= sumexp
+        log_sumexp = np.log(sumexp, out=sumexp)  # log p_nc = (z_nc - max_n) - log_sumexp_n
 
-        # Per-sample losses ℓ_n = -(1 - ε) Σ_c w_c y_nc logp_nc - (ε / C) Σ_c w_c logp_nc.
+        # Per-sample losses ℓ_n = -(1 - ε) Σ_c w_c y_nc log p_nc - (ε / C) Σ_c w_c log p_nc.
         ell = self._buffer("ell", (n,), dtype)
+        logp = None
         if is_labels:
-            labels = self._buffer("labels", (n,), np.intp)
-            np.copyto(labels, target, casting="unsafe")
             flat = self._buffer("flat", (n,), np.intp)
-            np.add(labels, self._row_offsets(n, n_classes), out=flat)  # index into ravel()
-            np.take(logp.reshape(-1), flat, out=ell, mode="clip")  # logp_n,label_n (checked)
-            self._wt = None if w is None else np.take(w, labels)  # w_label_n, shape (N,)
+            offsets = self._row_offsets(n, n_classes)
+            np.add(target, offsets, out=flat, casting="unsafe")  # index into ravel()
+            np.take(z.reshape(-1), flat, out=ell, mode="clip")  # z_n,label_n (checked)
+            ell -= zmax[:, 0]
+            np.subtract(log_sumexp[:, 0], ell, out=ell)  # -log p_n,label_n
+            self._wt = None if w is None else np.take(w, flat - offsets)  # w_label_n, (N,)
             if self._wt is not None:
                 ell *= self._wt
-            ell *= -(1.0 - eps)
+            if eps > 0.0:
+                ell *= 1.0 - eps
             self._flat = flat
         else:
+            logp = self._log_softmax(z, zmax, log_sumexp)
             y = self._as_dtype("target", target, dtype)
             if w is None:
                 np.einsum("ij,ij->i", y, logp, out=ell)
@@ -344,6 +348,8 @@ class CrossEntropy(Loss):
             ell *= -(1.0 - eps)
             self._y = y
         if eps > 0.0:
+            if logp is None:
+                logp = self._log_softmax(z, zmax, log_sumexp)
             smooth = logp.sum(axis=1) if w is None else logp @ w  # Σ_c w_c logp_nc, (N,)
             smooth *= eps / n_classes
             ell -= smooth
@@ -356,7 +362,7 @@ class CrossEntropy(Loss):
             scale = 1.0 / total_w if total_w > 0.0 else math.nan
         else:
             scale = 1.0 / n
-        total = float(ell.sum() if sample_weight is None else ell @ sample_weight)
+        total = float(np.add.reduce(ell) if sample_weight is None else ell @ sample_weight)
 
         self._is_labels = is_labels
         self._prob = prob
@@ -405,6 +411,12 @@ class CrossEntropy(Loss):
             np.multiply(self._prob, s, out=grad)  # S_n softmax(z_n) · coef_n
             t *= coef
             grad -= t  # - w ⊙ y'_n · coef_n
+
+    def _log_softmax(self, z: np.ndarray, zmax: np.ndarray, log_sumexp: np.ndarray) -> np.ndarray:
+        """log softmax(z) = (z - max) - log Σ_c exp(z - max), shape (N, C), in a buffer."""
+        logp = np.subtract(z, zmax, out=self._buffer("logp", z.shape, z.dtype))
+        logp -= log_sumexp
+        return logp
 
     def _row_offsets(self, n: int, n_classes: int) -> np.ndarray:
         """``[0, C, 2C, ...]``: turns labels into indices of the flattened ``(N, C)`` array."""
