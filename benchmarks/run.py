@@ -28,7 +28,8 @@ system, and times each system on the same number of samples:
 
 Systems are measured interleaved (A B C A B C ...) in one process, so that drift of the
 machine (frequency, other load) hits all of them alike, after one warm-up run each; the
-report gives medians. Results go to stdout as Markdown; ``--json FILE`` also writes them
+report gives medians, and each ratio is taken within a round before the median over rounds
+(see :func:`paired_ratio`). Results go to stdout as Markdown; ``--json FILE`` also writes them
 with the machine, the library versions, the BLAS and the seed.
 """
 
@@ -654,10 +655,23 @@ def summarise(entries: list[Entry], batch_size: int) -> dict[str, dict]:
         if result["status"] != "ok":
             continue
         if floor and floor["status"] == "ok":
-            result["vs_floor"] = result["us_per_step"] / floor["us_per_step"]
+            result["vs_floor"], result["vs_floor_range"] = paired_ratio(result, floor)
         if result["peer"] and fit and fit["status"] == "ok":
-            result["peer_over_fit"] = result["us_per_step"] / fit["us_per_step"]
+            result["peer_over_fit"], result["peer_over_fit_range"] = paired_ratio(result, fit)
     return results
+
+
+def paired_ratio(a: dict, b: dict) -> tuple[float, list[float]]:
+    """``a``'s time per step over ``b``'s, round by round: the median and [min, max].
+
+    The systems of a round run within seconds of each other, so a slow spell of the machine
+    slows both and cancels out of their ratio; the ratio of the two medians would mix rounds.
+    """
+    ratios = [
+        (t_a / a["steps"]) / (t_b / b["steps"])
+        for t_a, t_b in zip(a["times_s"], b["times_s"], strict=True)
+    ]
+    return statistics.median(ratios), [min(ratios), max(ratios)]
 
 
 def run_standard(config: Config, plan: Plan) -> dict:
@@ -846,8 +860,14 @@ def _num(value: float, digits: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def _ratio(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}×"
+def _ratio(value: float | None, spread: list[float] | None = None) -> str:
+    """``1.45×``, followed by the range over rounds when it is not a single value."""
+    if value is None:
+        return ""
+    text = f"{value:.2f}×"
+    if spread and f"{spread[0]:.2f}" != f"{spread[1]:.2f}":
+        text += f" ({spread[0]:.2f}–{spread[1]:.2f})"
+    return text
 
 
 def markdown(report: dict) -> str:
@@ -879,7 +899,8 @@ def markdown(report: dict) -> str:
         "processes compete for the CPUs and distort the timings)",
         "- **× floor** = time / GEMM-floor time (1.00× = nothing but the matrix products; lower "
         "is better). **peer ÷ fit** = peer time / chainrule fit time (above 1: chainrule is "
-        "faster).",
+        "faster). Both are ratios of times from the same round, median over the rounds, with "
+        "their range over the rounds in parentheses.",
         "- ms/epoch marked ~ is extrapolated: time per sample × epoch samples.",
         "",
         "| config | system | ms/epoch | µs/step | samples/s | × floor | peer ÷ fit |",
@@ -898,8 +919,9 @@ def markdown(report: dict) -> str:
             epoch = ("~" if r["extrapolated"] else "") + _num(r["ms_per_epoch"])
             lines.append(
                 f"| {name} | {r['label']} | {epoch} | {_num(r['us_per_step'])} | "
-                f"{r['samples_per_s']:,.0f} | {_ratio(r.get('vs_floor'))} | "
-                f"{_ratio(r.get('peer_over_fit'))} |"
+                f"{r['samples_per_s']:,.0f} | "
+                f"{_ratio(r.get('vs_floor'), r.get('vs_floor_range'))} | "
+                f"{_ratio(r.get('peer_over_fit'), r.get('peer_over_fit_range'))} |"
             )
             name = ""
     lines += ["", "Timed per measurement:"]

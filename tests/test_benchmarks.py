@@ -9,6 +9,8 @@ and that a peer that cannot be imported is reported as skipped.
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +81,7 @@ def test_quick_tiny_reports_skipped_peers(bench, no_peers, tmp_path, capsys):
     assert rows[0][0].startswith("tiny (2-16-16-2, float32, batch 32)")
     for row in rows[:3]:
         assert row[2].lstrip("~").replace(",", "").replace(".", "").isdigit()
-        assert row[5].endswith("×")
+        assert re.fullmatch(r"\d+\.\d\d×( \(\d+\.\d\d–\d+\.\d\d\))?", row[5])
     assert rows[2][5] == "1.00×"
     assert rows[3][2].startswith("skipped") and "torch" in rows[3][2]
     assert rows[4][2].startswith("skipped") and "scikit-learn" in rows[4][2]
@@ -127,6 +129,18 @@ def test_budget_cuts_steps_for_every_system_alike(bench, no_peers, tmp_path, cap
         assert cfg["systems"][key]["steps"] == bench.MIN_STEPS
         assert cfg["systems"][key]["extrapolated"] is True
     assert "cut from 20 to fit --budget 0.001 s" in text
+
+
+def test_ratios_pair_the_systems_round_by_round(bench):
+    """The median of per-round ratios, not the ratio of medians (which mixes rounds)."""
+    fit = {"steps": 2, "times_s": [4.0, 8.0, 12.0]}  # 2, 4 and 6 s per step
+    floor = {"steps": 1, "times_s": [1.0, 4.0, 3.0]}  # ratios 2, 1 and 2
+    ratio, spread = bench.paired_ratio(fit, floor)
+    assert ratio == 2.0 and spread == [1.0, 2.0]
+    assert bench._ratio(ratio, spread) == "2.00× (1.00–2.00)"
+    assert bench._ratio(1.0, [1.0, 1.0]) == "1.00×"
+    # the ratio of the medians would say 4 / 3
+    assert statistics.median([4.0, 2.0, 6.0]) / statistics.median(floor["times_s"]) != ratio
 
 
 def test_blas_report_without_threadpoolctl(bench, monkeypatch):
