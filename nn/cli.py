@@ -153,17 +153,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
     untrained = model.evaluate(X_train, y_train, loss=loss)["loss"]
-    history = model.fit(
-        X_train,
-        y_train,
-        loss=loss,
-        optimizer=optimizer,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        metrics=metrics,
-        progress=None if not args.quiet else False,
-    )
+    try:
+        history = model.fit(
+            X_train,
+            y_train,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            metrics=metrics,
+            progress=None if not args.quiet else False,
+        )
+    except TrainingDivergedError as err:  # fit's hint names Python arguments; give the flag
+        where = f"epoch {err.epoch}" + (f", batch {err.batch}" if err.batch else "")
+        raise UserError(
+            f"training diverged at {where}: the {err.quantity} became {err.value}. "
+            f"Try a smaller --lr than {args.lr:g}, or check the data; nothing was saved."
+        ) from None
     last = history.history["loss"][-1]
     if last > 10 * untrained:  # finite, so no divergence error, but training went the wrong way
         print(

@@ -214,3 +214,16 @@ def test_a_learning_rate_that_makes_the_loss_grow_is_reported(tmp_path, monkeypa
     assert "warning: the training loss grew from" in capsys.readouterr().err
     assert cli.main([*common, "--out", "good.npz"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_diverging_run_names_the_flag_to_change_and_saves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    np.savetxt("reg.csv", np.column_stack([X, X @ [1.0, 2.0, 3.0]]), delimiter=",")
+    args = ["train", "--data", "reg.csv", "--optimizer", "sgd", "--lr", "1e6", "--quiet"]
+    assert cli.main([*args, "--epochs", "3", "--out", "m.npz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule: error: training diverged at epoch 1, batch ")
+    assert "Try a smaller --lr than 1e+06" in err and "clip_grad_norm" not in err
+    assert not (tmp_path / "m.npz").exists()
