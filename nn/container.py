@@ -41,18 +41,30 @@ class Sequential(Layer):
         super().__init__()
         if not layers:
             raise ValueError("Sequential needs at least one layer. Received: no layers")
+        owner_of_layer: dict[int, int] = {}  # id of a layer (nested ones too) -> argument
+        owner_of_param: dict[int, int] = {}
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(
                     f"Sequential takes Layer instances, but argument {i} is "
                     f"{layer!r} of type {type(layer).__name__}"
                 )
-            first = next((j for j in range(i) if layers[j] is layer), None)
-            if first is not None:
-                raise ValueError(
-                    f"The same layer object {layer!r} is passed twice (arguments {first} and "
-                    f"{i}); a layer caches its forward values, so each position needs its own"
-                )
+            for part in _layers_within(layer):
+                first = owner_of_layer.setdefault(id(part), i)
+                if first != i:
+                    raise ValueError(
+                        f"The same layer object {part!r} is used twice (arguments {first} and "
+                        f"{i}); a layer caches its forward values, so each position needs its "
+                        "own"
+                    )
+            for p in layer.parameters():
+                first = owner_of_param.setdefault(id(p), i)
+                if first != i:
+                    raise ValueError(
+                        f"Parameter {p.name!r} of {layer!r} (argument {i}) is also a parameter "
+                        f"of argument {first}: tied weights are not supported, since each "
+                        "parameter is its own slice of θ. Give each layer its own Parameter"
+                    )
             if any(p.data.base is not None for p in layer.parameters()):
                 raise ValueError(
                     f"Layer {layer!r} (argument {i}) already belongs to a Sequential: its "
@@ -268,6 +280,14 @@ class Sequential(Layer):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         head = f"Sequential(dtype={self.dtype.name}, parameters={self.n_parameters}"
         return head + ")\n" + "\n".join(lines) if lines else head + ")"
+
+
+def _layers_within(layer: Layer):
+    """``layer`` and, for a Sequential, every layer nested in it."""
+    yield layer
+    if isinstance(layer, Sequential):
+        for inner in layer.layers:
+            yield from _layers_within(inner)
 
 
 def _takes_backward_keywords(layer: Layer) -> bool:

@@ -384,6 +384,19 @@ row("Sequential()", "a function instead of a layer", "type",
 row("Sequential()", "the same layer twice", "type",
     lambda c: (lambda d: nn.Sequential(d, d))(nn.Dense(2, 2)), ValueError,
     r"same layer object.*arguments 0 and 1")
+row("Sequential()", "the same activation twice, once inside a nested Sequential", "type",
+    lambda c: (lambda t: nn.Sequential(nn.Dense(3, 4), t, nn.Sequential(t), nn.Dense(4, 2)))(
+        nn.Tanh()), ValueError, r"same layer object Tanh\(\) is used twice \(arguments 1 and 2\)")
+
+
+def _tied_weights(c):
+    first, second = nn.Dense(3, 3, activation="tanh"), nn.Dense(3, 3, activation="tanh")
+    second.W = first.W
+    return nn.Sequential(first, second, nn.Dense(3, 2))
+
+
+row("Sequential()", "one Parameter in two layers (tied weights)", "type", _tied_weights,
+    ValueError, r"Parameter 'W' of .* \(argument 1\) is also a parameter of argument 0: tied")
 row("Sequential()", "layers that do not fit (3 -> 4 then 5 -> 1)", "no features",
     lambda c: nn.Sequential(nn.Dense(3, 4), nn.Dense(5, 1)), ValueError,
     r"expects 5 input features, but receives 4")
