@@ -365,7 +365,9 @@ class CrossEntropy(Loss):
             scale = 1.0 / total_w if total_w > 0.0 else math.nan
         else:
             scale = 1.0 / n
-        total = float(np.add.reduce(ell) if sample_weight is None else ell @ sample_weight)
+        if sample_weight is not None:
+            ell *= sample_weight  # s_n ℓ_n, summed in the same order as without weights
+        total = float(np.add.reduce(ell))
 
         self._is_labels = is_labels
         self._prob = prob_t.T  # softmax(z), (N, C)

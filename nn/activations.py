@@ -252,7 +252,8 @@ class Softmax(Activation):
 
     def chain(self, z, a, grad_a, out):
         dot = self._buffer("row", (a.shape[0], 1), out.dtype)
-        np.einsum("ij,ij->i", grad_a, a, out=dot[:, 0])  # Σⱼ aⱼ ∂L/∂aⱼ per row
+        # Σⱼ aⱼ ∂L/∂aⱼ per row (same_kind: a float64 ∂L/∂a is cast like in the ufuncs)
+        np.einsum("ij,ij->i", grad_a, a, out=dot[:, 0], casting="same_kind")
         np.subtract(grad_a, dot, out=out)
         out *= a  # Jacobian-vector product of softmax
         return out

@@ -99,8 +99,13 @@ class _Normalization(Layer):
         With ``accumulate=False`` the sums overwrite the gradients instead.
         """
         n, dtype = self.n_features, self.gamma.grad.dtype
+        # same_kind: a float64 ∂L/∂out into a float32 layer is cast, as ufuncs with out= do
         dgamma = np.einsum(
-            "ij,ij->j", grad_out, self._xhat, out=self._buffer("dgamma", (n,), dtype)
+            "ij,ij->j",
+            grad_out,
+            self._xhat,
+            out=self._buffer("dgamma", (n,), dtype),
+            casting="same_kind",
         )
         dbeta = np.sum(grad_out, axis=0, out=self._buffer("dbeta", (n,), dtype))
         if accumulate:

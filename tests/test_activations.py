@@ -273,3 +273,15 @@ def test_extreme_inputs_through_dense(name, strict_numerics):
     assert np.all(np.isfinite(out))
     grad = model.backward(np.ones_like(out))
     assert np.all(np.isfinite(grad)) and np.all(np.isfinite(model.theta_grad))
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(nn.activations.ACTIVATIONS))
+def test_stand_alone_backward_takes_a_gradient_of_another_dtype(name, x_dtype):
+    rng = np.random.default_rng(0)
+    act = nn.activations.get_activation(name)
+    act.forward(rng.normal(size=(4, 3)).astype(x_dtype))
+    grad = rng.normal(size=(4, 3)).astype(x_dtype)
+    same = act.backward(grad).copy()
+    other = act.backward(grad.astype(np.float64 if x_dtype == np.float32 else np.float32))
+    np.testing.assert_allclose(other, same, rtol=1e-5, atol=1e-6)

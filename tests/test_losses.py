@@ -709,3 +709,13 @@ def test_sample_weight_validation(loss, sw, exc, match):
 def test_backward_before_forward():
     with pytest.raises(RuntimeError, match=r"MSE\.backward\(\) was called before forward\(\)"):
         MSE().backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_with_unit_sample_weights_is_exactly_the_unweighted_loss(dtype):
+    """losses/base.py promises exactness: both paths sum s_n ℓ_n in the same order."""
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(255, 8)) * 3).astype(dtype)
+    y = rng.integers(0, 8, 255)
+    ce = CrossEntropy()
+    assert ce(z, y) == ce(z, y, np.ones(255))

@@ -472,3 +472,19 @@ def test_batch_of_one_error_matches_pytorch():
         torch.nn.BatchNorm1d(3)(torch.ones(1, 3))
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         BatchNorm1d(3).forward(np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("layer_type", [BatchNorm1d, LayerNorm])
+def test_stand_alone_backward_takes_a_float64_gradient_into_a_float32_layer(layer_type):
+    """As Dense and the activations do: the gradient is cast to the layer's dtype."""
+    rng = np.random.default_rng(0)
+    layer = layer_type(3)
+    layer.forward(rng.normal(size=(4, 3)).astype(np.float32))
+    grad = rng.normal(size=(4, 3))
+    from_float64 = layer.backward(grad).copy()
+    gamma_grad = layer.gamma.grad.copy()
+    from_float32 = layer.backward(grad.astype(np.float32), accumulate=False)
+    assert from_float64.dtype == np.float32
+    np.testing.assert_allclose(from_float64, from_float32, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gamma_grad, layer.gamma.grad, rtol=1e-5, atol=1e-6)
+    assert np.any(gamma_grad != 0)
