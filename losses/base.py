@@ -191,7 +191,8 @@ class Loss:
     Notes
     -----
     Subclasses implement ``_forward(pred, target, sample_weight) -> float`` (inputs already
-    checked, ``sample_weight`` is ``None`` or an ``(N,)`` array of ``pred``'s dtype) and
+    checked, ``sample_weight`` is ``None`` or an ``(N,)`` array of ``pred``'s dtype; it sets
+    ``self._scale``, the reduction factor 1/denominator, see :meth:`denominator`) and
     ``_backward(grad)`` which writes ∂L/∂pred into ``grad``, a buffer of ``pred``'s shape
     and dtype. ``forward`` checks every input before it touches any cached state, so a
     rejected call leaves the loss as it was.
@@ -241,6 +242,18 @@ class Loss:
         grad = self._buffer("grad", self._pred.shape, self._pred.dtype)
         self._backward(grad)
         return grad
+
+    def denominator(self) -> float:
+        """What the last ``forward`` divided its sum of per-element losses by.
+
+        1 with ``reduction="sum"``; with ``"mean"`` the number of elements, or ``Σ_n w_label_n``
+        for class-weighted cross-entropy on labels. Over a set split into batches ``b``, the
+        loss that one batch of the whole set would give is ``Σ_b L_b·d_b / Σ_b d_b`` for means
+        and ``Σ_b L_b`` for sums; ``fit`` and ``evaluate`` report that.
+        """
+        if self._pred is None:
+            raise RuntimeError(f"{type(self).__name__}.denominator() was called before forward()")
+        return 1.0 / self._scale
 
     def __call__(
         self, pred: ArrayLike, target: ArrayLike, sample_weight: ArrayLike | None = None

@@ -573,6 +573,42 @@ def fit(
     return history
 
 
+class _SetLoss:
+    """The loss of a set from the losses of its batches: what one batch of it all would give.
+
+    A loss that reports each batch's denominator (:meth:`losses.Loss.denominator`: the
+    number of elements, or the class weights of the targets) gives ``Σ_b L_b·d_b / Σ_b d_b``
+    with ``reduction="mean"`` and ``Σ_b L_b`` with ``"sum"``; any other loss is averaged with
+    each sample counted alike.
+    """
+
+    def __init__(self, loss) -> None:
+        self.denominator = getattr(loss, "denominator", None)
+        self.is_sum = getattr(loss, "reduction", "mean") == "sum"
+        self.total = self.weight = 0.0
+
+    def add(self, value: float, n_samples: int) -> float:
+        """Count one batch of ``n_samples`` whose loss was ``value`` (call after its forward).
+
+        Returns the factor that multiplied ``value`` in the running total (``d_b``, or 1 for
+        sums): the same factor on the batch's gradient makes the total's gradient.
+        """
+        if self.is_sum:
+            self.total += value
+            return 1.0
+        d = self.denominator() if self.denominator is not None else n_samples
+        self.total += value * d
+        self.weight += d
+        return d
+
+    def result(self) -> float:
+        return self.total if self.is_sum else self.total / self.weight
+
+    def scale(self) -> float:
+        """The factor from the running total to the set's loss (1/Σ d_b, or 1 for sums)."""
+        return 1.0 if self.is_sum else 1.0 / self.weight
+
+
 class _Trainer:
     """The per-step work of ``fit``, with the buffers it reuses across steps.
 
@@ -595,11 +631,11 @@ class _Trainer:
         self.step = 0  # optimizer steps taken in this fit call
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
-        """One pass over the data; returns the mean loss over samples."""
+        """One pass over the data; returns the loss of its batches taken as one set."""
         model, loss, optimizer, metrics = self.model, self.loss, self.optimizer, self.metrics
         theta, theta_grad, backup = model.theta, model.theta_grad, self.backup
         clip, clip_value = self.clip, self.clip_value
-        total, seen = 0.0, 0
+        epoch_loss = _SetLoss(loss)
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
@@ -622,38 +658,37 @@ class _Trainer:
             optimizer.step()
             self.step += 1
             self.check_weights(epoch, batch)
-            total += value * len(xb)
-            seen += len(xb)
+            epoch_loss.add(value, len(xb))
             if bar is not None:
                 bar.update(1)
                 if batch % 16 == 1:
-                    bar.set_postfix_str(f"loss={total / seen:.4f}", refresh=False)
+                    bar.set_postfix_str(f"loss={epoch_loss.result():.4f}", refresh=False)
             if self.batch_callbacks:
                 logs = {"loss": value, "size": len(xb)}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(batch - 1, logs)
                 if model.stop_training:
                     break
-        return total / seen
+        return epoch_loss.result()
 
     def full_batch_epoch(self, epoch: int) -> float:
         """One call of a full-batch optimizer (L-BFGS) on the whole training set."""
         model, loss, batches = self.model, self.loss, self.batches
-        n = len(batches.X)
         rng_state = model.rng.bit_generator.state
         start = model.theta.copy()
 
         def closure() -> float:
             model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
             model.zero_grad()
-            total = 0.0
+            objective = _SetLoss(loss)  # the loss of the whole set, whatever the batch size
             for xb, yb, wb in batches(None):
                 pred = model.forward(xb)
                 value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
                 grad = loss.backward()
-                grad *= len(xb) / n  # the full-batch mean is the size-weighted batch means' mean
+                grad *= objective.add(value, len(xb))  # ∂(L_b·d_b)/∂pred
                 model.backward(grad, input_grad=False)
-                total += value * len(xb) / n
+            model.theta_grad *= objective.scale()
+            total = objective.result()
             if not math.isfinite(total):
                 model.theta[...] = start
                 raise TrainingDivergedError(
@@ -760,8 +795,9 @@ def evaluate(
     Returns
     -------
     dict
-        ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given): the loss is
-        the size-weighted mean of the batch losses, i.e. the loss of the whole set.
+        ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given): the loss of
+        the whole set, whatever ``batch_size`` (batch means weighted by their denominators,
+        batch sums added up).
     """
     loss = _resolve_loss(loss) if loss is not None else None
     X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
@@ -783,7 +819,7 @@ def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[st
     model.eval()
     for m in metric_objs:
         m.reset()
-    total = 0.0
+    set_loss = _SetLoss(loss)
     for start in range(0, len(X), batch_size):
         stop = start + batch_size
         xb = np.asarray(X[start:stop], dtype=model.dtype)
@@ -791,12 +827,12 @@ def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[st
         pred = model.forward(xb)
         if loss is not None:
             if sw is None:
-                total += loss.forward(pred, yb) * len(xb)
+                set_loss.add(loss.forward(pred, yb), len(xb))
             else:
-                total += loss.forward(pred, yb, sw[start:stop]) * len(xb)
+                set_loss.add(loss.forward(pred, yb, sw[start:stop]), len(xb))
         for m in metric_objs:
             m.update(pred, yb)
-    results = {"loss": total / len(X)} if loss is not None else {}
+    results = {"loss": set_loss.result()} if loss is not None else {}
     results.update({m.name: m.result() for m in metric_objs})
     return results
 

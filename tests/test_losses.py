@@ -719,3 +719,22 @@ def test_cross_entropy_with_unit_sample_weights_is_exactly_the_unweighted_loss(d
     y = rng.integers(0, 8, 255)
     ce = CrossEntropy()
     assert ce(z, y) == ce(z, y, np.ones(255))
+
+
+def test_denominator_is_what_the_last_forward_divided_by():
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    mse = MSE()
+    with pytest.raises(RuntimeError, match=r"before forward"):
+        mse.denominator()
+    mse(pred, target)
+    assert mse.denominator() == 18  # every element
+    summed = MSE(reduction="sum")
+    summed(pred, target)
+    assert summed.denominator() == 1
+    ce = CrossEntropy(weight=[1.0, 2.0, 5.0])
+    labels = np.array([0, 2, 2, 1, 0, 2])
+    value = ce(pred, labels)
+    assert ce.denominator() == 1 + 5 + 5 + 2 + 1 + 5  # Σ_n w_label_n, as PyTorch divides
+    assert value * ce.denominator() == pytest.approx(CrossEntropy(weight=[1.0, 2.0, 5.0],
+                                                                  reduction="sum")(pred, labels))

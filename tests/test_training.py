@@ -430,6 +430,57 @@ def test_evaluate_returns_a_dict_of_the_loss_and_metrics_of_the_whole_set():
     assert model.evaluate(X, y, metrics=["accuracy"]) == {"accuracy": result["accuracy"]}
 
 
+SET_LOSSES = {
+    "sum": lambda: losses.CrossEntropy(reduction="sum"),
+    "class weights": lambda: losses.CrossEntropy(weight=[1.0, 10.0]),
+    "mean": lambda: losses.CrossEntropy(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SET_LOSSES))
+def test_evaluate_gives_the_loss_of_the_whole_set_whatever_the_batch_size(kind):
+    """A sum adds up; a class-weighted mean divides by the targets' weights over the set."""
+    X, y = xor_data(50)
+    model = mlp(dtype=np.float64)
+    logits = model.forward(X.astype(np.float64)).copy()
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    ell = -(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))[np.arange(50), y]
+    expected = {
+        "sum": ell.sum(),
+        "class weights": (ell * np.array([1.0, 10.0])[y]).sum() / np.array([1.0, 10.0])[y].sum(),
+        "mean": ell.mean(),
+    }[kind]
+    for batch_size in (50, 7, 1):
+        result = model.evaluate(X, y, loss=SET_LOSSES[kind](), batch_size=batch_size)
+        assert result["loss"] == pytest.approx(expected, rel=1e-12), batch_size
+
+
+@pytest.mark.parametrize("kind", sorted(SET_LOSSES))
+def test_the_epoch_loss_of_fit_is_the_loss_of_the_epochs_batches_as_one_set(kind):
+    """With lr=0 θ stays put, so the epoch's training loss is evaluate's on the same data."""
+    X, y = xor_data(50)
+    model = mlp(dtype=np.float64)
+    expected = model.evaluate(X, y, loss=SET_LOSSES[kind]())["loss"]
+    opt = optim.SGD(model.parameters(), lr=0.0)
+    history = model.fit(X, y, loss=SET_LOSSES[kind](), optimizer=opt, epochs=1, batch_size=7,
+                        validation_data=(X, y), progress=False)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+    assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(SET_LOSSES))
+def test_full_batch_lbfgs_minimises_the_loss_of_the_whole_set_whatever_the_batch_size(kind):
+    X, y = xor_data(60)
+    thetas = []
+    for batch_size in (60, 7):
+        model = mlp(dtype=np.float64)
+        opt = optim.LBFGS(model.parameters(), max_iter=5)
+        model.fit(X, y, loss=SET_LOSSES[kind](), optimizer=opt, epochs=1,
+                  batch_size=batch_size, progress=False)
+        thetas.append(model.theta.copy())
+    np.testing.assert_allclose(thetas[1], thetas[0], rtol=1e-7, atol=1e-9)
+
+
 def test_evaluate_restores_the_training_mode():
     model = mlp(dropout=0.5)
     model.train()
