@@ -167,8 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     except TrainingDivergedError as err:  # fit's hint names Python arguments; give the flag
         where = f"epoch {err.epoch}" + (f", batch {err.batch}" if err.batch else "")
+        what = "running statistics" if err.quantity == "buffers" else err.quantity
         raise UserError(
-            f"training diverged at {where}: the {err.quantity} became {err.value}. "
+            f"training diverged at {where}: the {what} became {err.value}. "
             f"Try a smaller --lr than {args.lr:g}, or check the data; nothing was saved."
         ) from None
     last = history.history["loss"][-1]

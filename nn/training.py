@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nn.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
+from nn.container import _layers_within
 from nn.metrics import Metric, get_metric
 from nn.normalization import BatchNorm1d
 from nn.preprocessing import Standardize
@@ -43,8 +44,8 @@ class TrainingDivergedError(ArithmeticError):
         Where it happened, counted from 1 as in the message (``batch`` within the epoch).
     step : int
         The optimizer step of this ``fit`` call, counted from 1, that was refused.
-    quantity : {"loss", "gradient", "weights"}
-        What stopped being finite.
+    quantity : {"loss", "gradient", "weights", "buffers"}
+        What stopped being finite (``"buffers"``: a layer's running statistics).
     value : float
         The offending value (the loss, or the first non-finite entry).
     """
@@ -628,6 +629,14 @@ class _Trainer:
             cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end
         ]
         self.backup = model.theta.copy()
+        # Layer buffers such as batch-norm running statistics change in forward, outside θ:
+        # each step backs them up too, so that a refused step leaves them as they were.
+        self.layer_buffers = [  # (layer index, layer, name, array, its backup)
+            (i, part, name, array, array.copy())
+            for i, layer in enumerate(model.layers)
+            for part in _layers_within(layer)
+            for name, array in part.buffers().items()
+        ]
         self.step = 0  # optimizer steps taken in this fit call
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
@@ -637,6 +646,8 @@ class _Trainer:
         clip, clip_value = self.clip, self.clip_value
         epoch_loss = _SetLoss(loss)
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
+            for *_, array, array_backup in self.layer_buffers:
+                np.copyto(array_backup, array)
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
             if not math.isfinite(value):
@@ -713,10 +724,14 @@ class _Trainer:
 
     # -- divergence (off the hot path) --------------------------------------------------------
     def _diverged(self, epoch, batch, quantity, value, detail=""):
+        """Undo the refused step's changes to the layer buffers; return the error to raise."""
+        for *_, array, array_backup in self.layer_buffers:
+            np.copyto(array, array_backup)
         what = {
             "loss": f"the loss is {value}",
             "gradient": f"the gradient is not finite{detail}",
             "weights": f"the step made the weights non-finite{detail}",
+            "buffers": f"a layer's buffer became non-finite{detail}",
         }[quantity]
         return TrainingDivergedError(
             f"Training diverged at epoch {epoch + 1}, batch {batch} (step {self.step + 1}): "
@@ -751,19 +766,26 @@ class _Trainer:
         return vector_norm(grad)
 
     def check_weights(self, epoch: int, batch: int) -> None:
-        """Undo the last step and raise if it left NaN or ±inf in θ.
+        """Undo the last step and raise if it left NaN or ±inf in θ or in a layer buffer.
 
         One read-only dot product per step. A non-finite weight does not always show in the
         next loss (a ReLU maps a −inf bias to 0), so θ itself is checked after every step,
         which makes the backup exactly the last finite θ.
         """
         theta = self.model.theta
-        if math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all():
-            return
-        value, detail = self._first_bad("data")
-        theta[...] = self.backup
-        self.step -= 1
-        raise self._diverged(epoch, batch, "weights", value, detail)
+        if not (math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all()):
+            value, detail = self._first_bad("data")
+            theta[...] = self.backup
+            self.step -= 1
+            raise self._diverged(epoch, batch, "weights", value, detail)
+        for i, layer, name, array, _ in self.layer_buffers:  # e.g. running statistics
+            if math.isfinite(float(np.add.reduce(array, axis=None))) or np.isfinite(array).all():
+                continue
+            value = float(array.flat[np.argmin(np.isfinite(array))])
+            theta[...] = self.backup
+            self.step -= 1
+            detail = f" (first {value} in {name} of layer {i}, {layer!r})"
+            raise self._diverged(epoch, batch, "buffers", value, detail)
 
 
 # -- evaluation ------------------------------------------------------------------------------

@@ -322,6 +322,57 @@ def test_non_finite_loss_or_gradient_stops_at_that_step_with_the_weights_before_
     assert np.isfinite(model.theta).all()
 
 
+class StateAfterEachStep(nn.Callback):
+    """θ and the batch-norm running statistics after every accepted step."""
+
+    def __init__(self, norm):
+        self.norm, self.snapshots = norm, []
+
+    def on_batch_end(self, batch, logs):
+        norm = self.norm
+        self.snapshots.append((self.model.theta.copy(), norm.running_mean.copy(),
+                               norm.running_var.copy()))
+
+
+@pytest.mark.parametrize("where", ["loss", "buffers"])
+def test_a_refused_step_leaves_the_running_statistics_as_they_were(where):
+    """Running statistics change in forward, outside θ: they are checked and restored too."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    norm = nn.BatchNorm1d(8)
+    model = nn.Sequential(nn.Dense(4, 8, activation="relu"), nn.Dense(8, 8), norm,
+                          nn.Dense(8, 2), seed=0)
+    recorder = StateAfterEachStep(norm)
+    if where == "buffers":  # a huge rate: running_var overflows while the loss stays finite
+        loss, opt = "cross_entropy", optim.SGD(model.parameters(), lr=1e3, momentum=0.9)
+    else:  # the 3rd loss is NaN, after the 3rd forward has updated the running statistics
+        loss, opt = FaultyCrossEntropy(3), optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingDivergedError) as info:
+        quiet_fit(model, X, y, loss=loss, optimizer=opt, epochs=20, batch_size=32, seed=0,
+                  callbacks=[recorder])
+    assert info.value.quantity == where
+    if where == "buffers":
+        assert "in running_var of layer 2, BatchNorm1d(8" in str(info.value)
+    theta, mean, var = recorder.snapshots[-1]
+    assert np.array_equal(model.theta, theta)
+    assert np.array_equal(norm.running_mean, mean) and np.array_equal(norm.running_var, var)
+    assert np.isfinite(norm.running_var).all()
+
+
+class FaultyCrossEntropy(losses.CrossEntropy):
+    """Cross-entropy whose ``bad_call``-th forward returns NaN."""
+
+    def __init__(self, bad_call):
+        super().__init__()
+        self.bad_call, self.calls = bad_call, 0
+
+    def forward(self, pred, target, sample_weight=None):
+        self.calls += 1
+        value = super().forward(pred, target, sample_weight)
+        return math.nan if self.calls == self.bad_call else value
+
+
 def test_a_step_that_overflows_the_weights_is_undone():
     X, y = regression_data(16, dtype=np.float32)
     model = nn.Sequential(nn.Dense(3, 1), seed=0)
