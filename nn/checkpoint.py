@@ -351,7 +351,7 @@ def _parse(state: dict, path, model) -> dict:
     """The checkpoint's contents, with every JSON entry checked and arrays put back in place.
 
     ``model`` is the model read from the same file; the optimizer's buffers must be vectors
-    of its parameters, in its dtype.
+    in its dtype, of equal length, at most one entry per parameter.
     """
 
     def fail(reason: str) -> ModelFileError:
@@ -402,17 +402,24 @@ def _parse(state: dict, path, model) -> dict:
     if not _is_count(step):
         raise fail(f"the optimizer's step count {step!r} is not a non-negative integer")
     optimizer_state = dict(raw_optimizer)
-    vector = ((model.n_parameters,), model.dtype)
+    # a buffer has one entry per parameter the optimizer updates: all of θ, or the part it was
+    # given, the same for every buffer (the optimizer's load_state_dict checks the exact size)
+    size = max((a.size for k, a in arrays.items() if k.startswith("optimizer.")), default=0)
     for key, array in arrays.items():
         if not key.startswith("optimizer."):
             continue
         name = key[len("optimizer.") :]
         if name in optimizer_state:
             raise fail(f"the optimizer state {name!r} is both a JSON value and an array")
-        if (array.shape, array.dtype) != vector:
+        if not (
+            array.ndim == 1
+            and array.size == size <= model.n_parameters
+            and array.dtype == model.dtype
+        ):
             raise fail(
                 f"the optimizer buffer {name!r} has shape {array.shape} and dtype {array.dtype}; "
-                f"expected shape {vector[0]} and dtype {vector[1]} (one entry per parameter)"
+                f"expected a vector of dtype {model.dtype} with one entry per parameter the "
+                f"optimizer updates (at most {model.n_parameters}), as long as its other buffers"
             )
         optimizer_state[name] = array
         unclaimed.discard(key)

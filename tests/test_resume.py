@@ -533,3 +533,28 @@ def test_callback_load_state_dict_checks_everything_before_writing():
     with pytest.raises(TypeError, match="last_epoch"):
         wrapper.load_state_dict({"scheduler": {**state["scheduler"], "last_epoch": 1.5}})
     assert wrapper.state_dict() == state
+
+
+def test_an_optimizer_of_some_parameters_resumes_bitwise_and_a_full_one_is_refused(tmp_path):
+    """fit accepts an optimizer of part of θ (a frozen first layer); so must resuming."""
+    X, y = data()
+
+    def build_partial():
+        model = nn.Sequential(nn.Dense(4, 6, activation="relu"), nn.Dense(6, 2), seed=0)
+        return model, optim.Adam(model.layers[1].parameters(), lr=1e-2)
+
+    fit = {k: v for k, v in FIT.items() if k != "validation_split"}
+    reference, ref_opt = build_partial()
+    reference.fit(X, y, optimizer=ref_opt, epochs=4, **fit)
+    model, opt = build_partial()
+    path = tmp_path / "partial.npz"
+    model.fit(X, y, optimizer=opt, epochs=2, checkpoint=path, **fit)
+    model, opt = build_partial()
+    model.fit(X, y, optimizer=opt, epochs=4, resume_from=path, **fit)
+    assert_same_state(model, reference)
+    assert np.array_equal(opt.state_dict()["exp_avg"], ref_opt.state_dict()["exp_avg"])
+
+    fresh = nn.Sequential(nn.Dense(4, 6, activation="relu"), nn.Dense(6, 2), seed=0)
+    with pytest.raises(ValueError, match=r"optimizer does not match.*shape \(44,\)"):
+        fresh.fit(X, y, optimizer=optim.Adam(fresh.parameters(), lr=1e-2), epochs=4,
+                  resume_from=path, **fit)
