@@ -22,7 +22,7 @@ from nn.activations import ACTIVATIONS
 from nn.container import Sequential
 from nn.linear import Dense
 from nn.preprocessing import Standardize
-from nn.serialization import ModelFileError, load
+from nn.serialization import ModelFileError, load_with_state, save
 from nn.training import TrainingDivergedError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -133,6 +133,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_outputs = int(y.max()) + 1
         if n_outputs < 2:
             raise UserError("--task classify needs at least two classes; all labels are 0")
+        if args.task is None and n_outputs > len(y):
+            raise UserError(
+                f"the labels run up to {y.max()}: {n_outputs} classes for {len(y)} samples, so "
+                "they look like numeric targets; pass --task regress (or --task classify if "
+                "they really are class labels)"
+            )
         loss, metrics = losses.CrossEntropy(), ["accuracy"]
     else:
         y = y.astype(np.float32).reshape(len(y), -1)
@@ -180,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     results = model.evaluate(X_test, y_test, loss=loss, metrics=metrics)
-    model.save(args.out)
+    save(model, args.out, state={"json": {"task": task}})  # evaluate and predict read it
     name = "accuracy" if task == "classify" else "mae"
     print(
         f"test {name}: {results[name]:.4g}  test loss: {results['loss']:.4g}  "
@@ -190,9 +196,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_and_data(args, labels: bool) -> tuple[Sequential, np.ndarray, np.ndarray | None]:
-    """The saved model and the data; without ``labels``, a CSV may hold features only."""
-    model = load(args.model)
+def _model_and_data(
+    args, labels: bool
+) -> tuple[Sequential, str, np.ndarray, np.ndarray | None]:
+    """The saved model, its task and the data; without ``labels``, a CSV may hold features only.
+
+    The task is the one ``chainrule train`` recorded; for a model saved from Python it is
+    "classify" when the model has several outputs (taken as logits), else "regress".
+    """
+    model, state = load_with_state(args.model)
+    task = ((state or {}).get("json") or {}).get("task")
     X, y = _load(args.data)
     if not labels and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
         X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature
@@ -205,20 +218,23 @@ def _model_and_data(args, labels: bool) -> tuple[Sequential, np.ndarray, np.ndar
             f"{source} has {columns} columns, but {args.model} needs {model.n_features} "
             f"feature columns{label}"
         )
-    return model, X, y
+    if task not in ("classify", "regress"):  # saved from Python: several outputs are logits
+        task = "classify" if model.predict(X[:1]).shape[1] > 1 else "regress"
+    return model, task, X, y
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import losses
 
-    model, X, y = _model_and_data(args, labels=True)
+    model, task, X, y = _model_and_data(args, labels=True)
     if y is None:
         raise UserError(f"{args.data}: evaluation needs labels")
     n_outputs = model.predict(X[:1]).shape[1]
-    if y.dtype.kind in "iu" and y.ndim == 1 and n_outputs > 1:
-        if y.min() < 0 or y.max() >= n_outputs:
+    if task == "classify":
+        if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0 or y.max() >= n_outputs:
             raise UserError(
-                f"labels must lie in 0..{n_outputs - 1} for this model; found {y.min()}..{y.max()}"
+                f"{args.model} is a classifier: its labels must be integers in "
+                f"0..{n_outputs - 1} in the last column; found {y.min()}..{y.max()}"
             )
         results = model.evaluate(X, y, loss=losses.CrossEntropy(), metrics=["accuracy"])
     else:
@@ -229,9 +245,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    model, X, _ = _model_and_data(args, labels=False)
+    model, task, X, _ = _model_and_data(args, labels=False)
     out = model.predict(X)
-    if out.shape[1] > 1:
+    if task == "classify":
         values, fmt = out.argmax(axis=1).reshape(-1, 1), "%d"
     else:
         values, fmt = out, "%.8g"
@@ -304,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         OSError,
     ) as err:
         print(f"chainrule: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        print(f"chainrule: error: out of memory{f' ({err})' if str(err) else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)

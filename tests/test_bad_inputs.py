@@ -711,7 +711,7 @@ row("chainrule evaluate", "data with 4 features for a 3-feature model", "no feat
     r"four.csv has 5 columns, but .*model.npz needs 3 feature columns plus a label column")
 row("chainrule evaluate", "labels 0..2 for a 2-output model", "labels",
     lambda c: cli("evaluate", c.model_file, "--data", c.csv_3_classes), CLIError,
-    r"labels must lie in 0\.\.1")
+    r"labels must be integers in 0\.\.1")
 row("chainrule evaluate", "a junk model file", "file",
     lambda c: cli("evaluate", c.junk_file, "--data", c.csv_ok), CLIError,
     r"junk\.npz.*not a zip archive")

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,7 @@ ERRORS = [
      r"three.csv has 4 columns, but model.npz needs 64 feature columns plus a label"),
     (["predict", "model.npz", "--data", "three.csv", "--out", "p.csv"],
      r"needs 64 feature columns \(a label column after them is optional\)"),
-    (["evaluate", "model.npz", "--data", "label12.csv"], r"labels must lie in 0\.\.9.*12"),
+    (["evaluate", "model.npz", "--data", "label12.csv"], r"labels must be integers in 0\.\.9.*12"),
     (["evaluate", "junk.npz"], r"junk\.npz: .*not a .*model file"),
     (["train", "--data", "ones.csv", "--task", "classify"], r"at least two classes"),
     (["train", "--epochs", "0"], r"--epochs: expected a positive integer, received '0'"),
@@ -227,3 +228,33 @@ def test_a_diverging_run_names_the_flag_to_change_and_saves_nothing(tmp_path, mo
     assert err.startswith("chainrule: error: training diverged at epoch 1, batch ")
     assert "Try a smaller --lr than 1e+06" in err and "clip_grad_norm" not in err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_predict_and_evaluate_follow_the_task_the_model_was_trained_for(tmp_path, monkeypatch,
+                                                                          capsys):
+    """Three regression targets are not three logits: no arg-max for a regressor."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    Y = X @ rng.normal(size=(3, 3)).astype(np.float32)
+    np.savez("multi.npz", X=X, y=Y)
+    np.save("X.npy", X)
+    assert cli.main(["train", "--data", "multi.npz", "--hidden", "16", "--epochs", "5",
+                     "--quiet", "--out", "reg.npz"]) == 0
+    assert cli.main(["predict", "reg.npz", "--data", "X.npy", "--out", "pred.npy"]) == 0
+    predicted = np.load("pred.npy")
+    assert predicted.shape == (200, 3)
+    np.testing.assert_allclose(predicted, nn.load("reg.npz").predict(X), rtol=1e-6)
+    assert cli.main(["evaluate", "reg.npz", "--data", "multi.npz"]) == 0
+    assert "mae:" in capsys.readouterr().out
+
+
+def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(tmp_path,
+                                                                           monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("big.csv").write_text("1,2,0\n3,4,1000000000000\n5,6,0\n7,8,1\n9,9,1\n")
+    assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1000000000001 classes for 5 samples" in err and "--task regress" in err
+    assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--epochs", "2",
+                     "--task", "regress", "--quiet", "--out", "r.npz"]) == 0
