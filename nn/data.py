@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 from numpy.typing import DTypeLike
 
-from nn.validation import check_dtype
+from nn.validation import check_dtype, check_finite
 
 __all__ = [
     "load_csv",
@@ -177,14 +177,17 @@ def _stratified_indices(
     n = y.shape[0]
 
     # Largest-remainder rounding of n_test * n_c / n: floor first, then one more sample for
-    # the classes with the largest fractional parts until the counts add up to n_test.
+    # the classes with the largest fractional parts until the counts add up to n_test. The
+    # floor leaves every class a training sample; the extra one goes first to classes that
+    # keep one after it, so a small class is not left out of training.
     exact = n_test * counts / n
     per_class = np.floor(exact).astype(np.int64)
     short = n_test - int(per_class.sum())
     if short:
         fraction = exact - per_class
-        # random tie-break among equal fractions, then largest fraction first
-        order = np.lexsort((rng.random(counts.size), -fraction))
+        keeps_one = per_class + 1 < counts
+        # classes that keep a training sample first, then the largest fraction, then random
+        order = np.lexsort((rng.random(counts.size), -fraction, ~keeps_one))
         per_class[order[:short]] += 1
 
     test_parts, train_parts = [], []
@@ -317,7 +320,7 @@ def load_npz(
                          f"`X` of shape {X.shape}, found shape {y.shape}")
     _check_finite(X, f"{name}: array `X`")
     _check_finite(y, f"{name}: array `y`")
-    return X.astype(dtype, copy=False), _labels(y, dtype)
+    return _cast(X, dtype, f"{name}: array `X`"), _labels(y, dtype, f"{name}: array `y`")
 
 
 def load_npy(
@@ -357,7 +360,7 @@ def load_npy(
         raise ValueError(f"{name}: expected an array of shape (n_samples, n_features) with at "
                          f"least one sample, found shape {X.shape}")
     _check_finite(X, name)
-    return X if mmap_mode is not None else X.astype(dtype, copy=False)
+    return X if mmap_mode is not None else _cast(X, dtype, name)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -378,18 +381,22 @@ def _check_file(path: PathLike) -> str:
     return name
 
 
-def _labels(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _labels(y: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     """Labels ``(n,)`` of whole numbers as ``int64`` classes; anything else as ``dtype`` floats.
 
     Two-dimensional targets (class probabilities, several regression outputs) stay floats.
     """
-    if y.ndim != 1:
-        return y.astype(dtype, copy=False)
-    if y.dtype.kind in "biu":
+    if y.ndim == 1 and y.dtype.kind in "biu":
         return y.astype(np.int64, copy=False)
-    if np.all(y == np.round(y)) and np.all(np.abs(y) < 2.0**63):
+    if y.ndim == 1 and np.all(y == np.round(y)) and np.all(np.abs(y) < 2.0**63):
         return y.astype(np.int64)
-    return y.astype(dtype, copy=False)
+    return _cast(y, dtype, what)
+
+
+def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """``a`` (finite) in ``dtype``, refusing values beyond its range: they would become ±inf."""
+    check_finite(a, what, dtype=dtype)
+    return a.astype(dtype, copy=False)
 
 
 def _npz_array(archive: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
@@ -486,7 +493,9 @@ def _read_csv(
         # numpy refused something the line-by-line scan accepts (not expected to happen)
         raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "
                          f"cannot parse ({numpy_error})")
-    return data[:, :-1].astype(dtype), _labels(data[:, -1], dtype)
+    return _cast(data[:, :-1], dtype, f"{name}: X (the feature columns)"), _labels(
+        data[:, -1], dtype, f"{name}: the label column"
+    )
 
 
 def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> None:

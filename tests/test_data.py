@@ -420,3 +420,33 @@ def test_a_semicolon_separated_file_gets_a_hint(tmp_path):
     path.write_text("1;2;3\n4;5;6\n")
     with pytest.raises(ValueError, match=r"separated by ';'; use commas"):
         load_csv(path)
+
+
+@pytest.mark.parametrize("write", ["csv_features", "csv_labels", "npz", "npy"])
+def test_values_beyond_float32_are_refused_not_turned_into_inf(tmp_path, write):
+    path = tmp_path / ("d.npz" if write == "npz" else "d.npy" if write == "npy" else "d.csv")
+    if write == "csv_features":
+        path.write_text("1e39,2,0\n3,4,1\n")
+    elif write == "csv_labels":
+        path.write_text("1,2,0.5\n3,4,1.5e39\n")
+    elif write == "npz":
+        np.savez(path, X=[[1e39, 1.0]], y=[0.5])
+    else:
+        np.save(path, np.array([[1e39, 1.0]]))
+    with pytest.raises(ValueError, match=r"too large for the model's float32"):
+        load_dataset(path)
+    loaded = load_dataset(path, dtype=np.float64)  # float64 holds them
+    assert all(np.isfinite(a).all() for a in loaded if a is not None)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_stratified_split_keeps_every_class_in_the_training_set(seed):
+    """Rounding gave a one-sample class to the test set (scikit-learn refuses such classes)."""
+    y = np.array([0] * 9 + [1])
+    _, _, y_train, y_test = train_test_split(np.arange(10)[:, None], y, 0.5,
+                                                  stratify=True, seed=seed)
+    assert 1 in y_train and len(y_test) == 5
+    y = np.array([0] * 4 + [1])
+    _, _, y_train, y_test = train_test_split(np.arange(5)[:, None], y, 0.6,
+                                                  stratify=True, seed=seed)
+    assert 1 in y_train and len(y_test) == 3
