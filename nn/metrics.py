@@ -44,10 +44,11 @@ class Accuracy(Metric):
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
         target = np.asarray(target)
-        if target.shape not in ((len(pred),), pred.shape):
+        if pred.ndim != 2 or target.shape not in ((len(pred),), pred.shape):
             raise ValueError(
-                f"accuracy needs targets of shape ({len(pred)},) (labels) or {pred.shape} "
-                f"(one-hot rows) for predictions of shape {pred.shape}; received {target.shape}"
+                f"accuracy needs predictions of shape (N, C) and targets of shape (N,) (labels) "
+                f"or (N, C) (one-hot rows); received predictions of shape {pred.shape} and "
+                f"targets of shape {target.shape}"
             )
         if pred.shape[1] == 1:
             predicted = pred[:, 0] > self.threshold
@@ -65,8 +66,8 @@ class MeanAbsoluteError(Metric):
     name = "mae"
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
-        self._total += float(np.abs(diff).sum(dtype=np.float64))
+        diff = _difference(self.name, pred, target)
+        self._total += float(np.abs(diff, out=diff).sum())
         self._count += diff.size
 
 
@@ -76,9 +77,25 @@ class MeanSquaredError(Metric):
     name = "mse"
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
-        self._total += float(np.dot(diff.ravel(), diff.ravel()))
+        diff = _difference(self.name, pred, target).ravel()
+        self._total += float(np.dot(diff, diff))
         self._count += diff.size
+
+
+def _difference(name: str, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``pred − target`` in float64 (sums of many float32 terms lose digits).
+
+    ``target`` has ``pred``'s shape, or ``(N,)`` against predictions ``(N, 1)``.
+    """
+    pred, target = np.asarray(pred), np.asarray(target)
+    single_column = pred.ndim == 2 and pred.shape[1] == 1 and target.shape == (len(pred),)
+    if target.shape != pred.shape and not single_column:
+        raise ValueError(
+            f"{name} needs targets of the predictions' shape {pred.shape}"
+            + (f" or ({len(pred)},)" if pred.ndim == 2 and pred.shape[1] == 1 else "")
+            + f"; received targets of shape {target.shape}"
+        )
+    return np.subtract(pred, target.reshape(pred.shape), dtype=np.float64)
 
 
 METRICS: dict[str, type[Metric]] = {

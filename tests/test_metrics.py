@@ -48,7 +48,7 @@ def test_binary_accuracy_reads_one_column_as_a_logit():
 
 
 def test_accuracy_rejects_targets_of_another_shape():
-    with pytest.raises(ValueError, match="accuracy needs targets"):
+    with pytest.raises(ValueError, match=r"accuracy needs predictions of shape \(N, C\)"):
         nn.Accuracy().update(PRED, np.zeros((5, 4)))
 
 
@@ -105,3 +105,27 @@ def test_fit_rejects_an_unknown_metric_before_training():
             optimizer="sgd", epochs=1, metrics=["precision"], progress=False,
         )
     assert np.array_equal(model.theta, before)
+
+
+def test_accuracy_rejects_one_dimensional_predictions_with_a_value_error():
+    with pytest.raises(ValueError, match=r"predictions of shape \(N, C\).*\(2,\)"):
+        nn.metrics.Accuracy().update(np.array([0.3, -1.0]), np.array([1, 0]))
+
+
+@pytest.mark.parametrize("name", ["mae", "mse"])
+def test_regression_metrics_refuse_targets_of_another_shape_and_keep_float_targets(name):
+    metric = get_metric(name)
+    pred = np.arange(6.0).reshape(3, 2)
+    for target in (pred.T, pred.ravel()):
+        with pytest.raises(ValueError, match=rf"{name} needs targets of the predictions' shape"):
+            metric.update(pred, target)
+    metric.update(np.array([[0], [0]]), np.array([0.5, 0.7]))  # integer predictions
+    assert metric.result() == pytest.approx(0.6 if name == "mae" else (0.25 + 0.49) / 2)
+
+
+def test_mse_sums_float32_errors_in_float64():
+    diff = np.random.default_rng(0).normal(size=(10**6, 1)).astype(np.float32)
+    metric = get_metric("mse")
+    metric.update(diff, np.zeros(10**6, np.float32))
+    exact = float(np.dot(diff.ravel().astype(np.float64), diff.ravel().astype(np.float64))) / 1e6
+    assert metric.result() == pytest.approx(exact, rel=1e-12)
