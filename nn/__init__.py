@@ -1,5 +1,6 @@
 """chainrule's nn package: layers, Sequential, training, model files, data and the CLI."""
 
+from nn import data
 from nn.activations import (
     ACTIVATIONS,
     ELU,
@@ -29,6 +30,7 @@ from nn.serialization import LAYER_TYPES, ModelFileError, load, save
 from nn.training import History, TrainingDivergedError, evaluate, fit
 
 __all__ = [
+    "data",
     "BatchNorm1d",
     "Dropout",
     "LayerNorm",

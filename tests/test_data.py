@@ -450,3 +450,10 @@ def test_a_stratified_split_keeps_every_class_in_the_training_set(seed):
     _, _, y_train, y_test = train_test_split(np.arange(5)[:, None], y, 0.6,
                                                   stratify=True, seed=seed)
     assert 1 in y_train and len(y_test) == 3
+
+
+def test_nn_data_is_reachable_after_import_nn_alone():
+    """The README writes nn.data.load_digits() after a plain `import nn`."""
+    code = "import nn; X, y = nn.data.load_digits(); print(X.shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(1797, 64)"
