@@ -122,6 +122,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     X, y = _load(args.data)
     if y is None:
         raise UserError(f"{args.data}: training needs labels (a CSV or an .npz with X and y)")
+    if y.ndim == 2 and y.shape[1] == 1:  # one target column, as an .npz may store it
+        y = y[:, 0]
+        if y.dtype.kind == "f" and np.all(y == np.round(y)):  # whole numbers: labels, as in a CSV
+            y = y.astype(np.int64)
     task = _task(args.task, y)
     if task == "classify":
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
@@ -150,6 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_mlp(
         X.shape[1], _parse_hidden(args.hidden), n_outputs, args.activation, args.seed, X_train
     )
+    if task == "regress":  # train on standardized targets; the saved model predicts raw ones
+        y_mean, y_scale = y_train.mean(axis=0), y_train.std(axis=0)
+        y_scale[y_scale == 0] = 1
+        y_train = (y_train - y_mean) / y_scale
     kwargs = {"lr": args.lr}
     if args.optimizer in ("adam", "adamw", "sgd") and args.weight_decay:
         kwargs["weight_decay"] = args.weight_decay
@@ -185,6 +193,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--lr {args.lr:g} is probably too high for --optimizer {args.optimizer}",
             file=sys.stderr,
         )
+    if task == "regress":  # undo the target scaling inside the output layer: ŷ·s + m
+        output = model.layers[-1]
+        output.W.data *= y_scale
+        output.b.data *= y_scale
+        output.b.data += y_mean
     results = model.evaluate(X_test, y_test, loss=loss, metrics=metrics)
     save(model, args.out, state={"json": {"task": task}})  # evaluate and predict read it
     name = "accuracy" if task == "classify" else "mae"

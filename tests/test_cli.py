@@ -258,3 +258,29 @@ def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(tmp_p
     assert "1000000000001 classes for 5 samples" in err and "--task regress" in err
     assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--epochs", "2",
                      "--task", "regress", "--quiet", "--out", "r.npz"]) == 0
+
+
+def test_regression_on_large_targets_learns_them_and_predicts_in_their_units(tmp_path,
+                                                                             monkeypatch,
+                                                                             capsys):
+    """Prices around 50,000: trained on standardized targets, saved to predict raw ones."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3))
+    y = 50000 + 8000 * (X @ [1.0, -2.0, 0.5]) + rng.normal(size=500) * 500
+    np.savetxt("houses.csv", np.column_stack([X, np.round(y)]), delimiter=",")
+    assert cli.main(["train", "--data", "houses.csv", "--task", "regress", "--quiet",
+                     "--out", "h.npz"]) == 0
+    mae = float(re.search(r"test mae: ([0-9.e+]+)", capsys.readouterr().out).group(1))
+    assert mae < 0.1 * y.std()  # always guessing the mean would be about 0.8 std
+    predicted = nn.load("h.npz").predict(X.astype(np.float32))[:, 0]
+    assert np.mean(np.abs(predicted - y)) < 0.1 * y.std()
+
+
+def test_one_column_of_integer_labels_in_an_npz_is_classification(tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.chdir(tmp_path)
+    X, y = data.load_digits()
+    np.savez("d.npz", X=X, y=y[:, None])
+    assert cli.main(["train", "--data", "d.npz", "--epochs", "2", "--quiet"]) == 0
+    assert "test accuracy:" in capsys.readouterr().out
