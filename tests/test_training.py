@@ -924,3 +924,35 @@ def test_fit_warns_about_a_standardize_layer_that_was_never_adapted():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quiet_fit(model, X, y, loss="mse", optimizer="sgd", epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("last", "loss", "squash"),
+    [
+        (lambda: [nn.Dense(16, 2, activation="softmax")], "cross_entropy", "softmax"),
+        (lambda: [nn.Dense(16, 2), nn.Softmax()], "cross_entropy", "softmax"),
+        (lambda: [nn.Dense(16, 1, activation="sigmoid")], "bce", "sigmoid"),
+    ],
+)
+def test_fit_warns_when_the_last_layer_squashes_what_the_loss_expects_as_logits(last, loss,
+                                                                                squash):
+    X, y = xor_data(64)
+    y = y[:, None].astype(np.float32) if loss == "bce" else y
+    model = nn.Sequential(nn.Dense(2, 16, activation="tanh"), *last(), seed=0)
+    with pytest.warns(UserWarning, match=rf"last layer applies {squash}, but .* expects logits"):
+        quiet_fit(model, X, y, loss=loss, optimizer=optim.SGD(model.parameters(), lr=0.1),
+                  epochs=1, batch_size=32)
+
+
+def test_fit_does_not_warn_for_logits_or_for_probabilities_with_a_probability_loss():
+    X, y = xor_data(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = mlp()
+        quiet_fit(model, X, y, loss="cross_entropy", epochs=1, batch_size=32,
+                  optimizer=optim.SGD(model.parameters(), lr=0.1))
+        model = nn.Sequential(nn.Dense(2, 16, activation="tanh"),
+                              nn.Dense(16, 1, activation="sigmoid"), seed=0)
+        quiet_fit(model, X, y[:, None].astype(np.float32), epochs=1, batch_size=32,
+                  loss=losses.BinaryCrossEntropy(from_logits=False),
+                  optimizer=optim.SGD(model.parameters(), lr=0.1))
