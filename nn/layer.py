@@ -34,8 +34,12 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """``layer(x)`` is ``layer.forward(x)``, as in PyTorch."""
-        return self.forward(x)
+        """``layer(x)``: ``forward(x)`` in a new array, as PyTorch and Keras return.
+
+        ``forward`` returns the layer's own buffer, overwritten by the next call (training
+        loops reuse it); ``layer(x)`` copies it, so the results of two calls stay apart.
+        """
+        return self.forward(x).copy()
 
     def backward(
         self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True

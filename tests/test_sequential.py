@@ -590,7 +590,14 @@ def test_training_skips_the_input_gradient_below_the_first_layer_with_parameters
     assert calls == [True, True]
 
 
-def test_calling_a_model_is_forward():
+def test_calling_a_model_is_forward_in_a_new_array():
+    """PyTorch users keep the results of several calls: they must not share a buffer."""
     model = mlp()
-    x = data((3, 4))
-    np.testing.assert_array_equal(model(x).copy(), model.forward(x))
+    x, x2 = data((3, 4)), data((3, 4), 1)
+    first = model(x)
+    np.testing.assert_array_equal(first, model.forward(x))
+    kept = first.copy()
+    second = model(x2)
+    assert second is not first and not np.shares_memory(first, model.forward(x2))
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(second, model.forward(x2))
