@@ -853,6 +853,11 @@ def evaluate(
         the whole set, whatever ``batch_size`` (batch means weighted by their denominators,
         batch sums added up).
     """
+    if loss is None and not metrics:
+        raise ValueError(
+            "evaluate needs loss= or metrics= (or both): a model keeps no loss of its own, "
+            "e.g. model.evaluate(X, y, loss='cross_entropy', metrics=['accuracy'])"
+        )
     loss = _resolve_loss(loss) if loss is not None else None
     X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
     y = _check_targets(y, loss, model)
