@@ -526,8 +526,15 @@ def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> 
                                  f"found {len(cells)}")
             for column, cell in enumerate(cells, start=1):
                 if not _is_number(cell):
-                    hint = " (pass header=True if the first row names the columns)" \
-                        if lineno == first[0] and not header else ""
+                    if not cell.strip():
+                        hint = " (a missing value: fill it in or drop the row first)"
+                    elif column == n_columns:
+                        hint = (" (labels must be numbers: encode class names as 0..C-1 "
+                                "first)")
+                    elif lineno == first[0] and not header:
+                        hint = " (pass header=True if the first row names the columns)"
+                    else:
+                        hint = ""
                     raise ValueError(f"{name}, line {lineno}, column {column}: expected a "
                                      f"number, found {cell.strip()!r}{hint}")
                 if not np.isfinite(float(cell)):

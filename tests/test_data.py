@@ -457,3 +457,19 @@ def test_nn_data_is_reachable_after_import_nn_alone():
     code = "import nn; X, y = nn.data.load_digits(); print(X.shape)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(1797, 64)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0.1,,0\n0.2,0.3,1\n", r"line 1, column 2: expected a number, found '' \(a missing value"),
+        ("0.1,0.2,cat\n0.2,0.3,dog\n", r"column 3: .*'cat' \(labels must be numbers: encode"),
+        ("1,2,x3\n", r"line 1, column 3: .*'x3' \(labels must be numbers"),
+        ("f1,2024,label\n1,2,0\n", r"line 1, column 1: .*'f1' \(pass header=True"),
+    ],
+)
+def test_csv_errors_give_the_hint_that_fits_the_cell(tmp_path, text, message):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_csv(path)
