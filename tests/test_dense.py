@@ -77,7 +77,7 @@ def test_backward_adds_into_grad_and_skips_input_grad_on_request():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["C", "F", "strided", "int"])
 def test_memory_layout_of_inputs_does_not_change_gradients(layout, dtype):
-    """Contiguous inputs take the BLAS path, others the numpy path: both must agree."""
+    """C, Fortran, strided and integer inputs and gradients give the same gradients."""
     model = nn.Sequential(nn.Dense(5, 3), nn.Tanh(), nn.Dense(3, 2), seed=1, dtype=dtype)
     base = np.round(data((6, 10), 7) * 4)  # integral values, so the "int" layout is the same X
     X = np.ascontiguousarray(base[:, ::2], dtype=dtype)
@@ -89,7 +89,9 @@ def test_memory_layout_of_inputs_does_not_change_gradients(layout, dtype):
         "int": base[:, ::2].astype(np.int64),
     }
     assert not X_variants["strided"].flags.c_contiguous
-    g_variants = {"C": g, "F": np.asfortranarray(g), "strided": g[::1], "int": g}
+    g_strided = np.repeat(g, 2, axis=1)[:, ::2]  # every other column: a real stride
+    assert not g_strided.flags.c_contiguous and np.array_equal(g_strided, g)
+    g_variants = {"C": g, "F": np.asfortranarray(g), "strided": g_strided, "int": g}
     expected = _grads(model, X, g)
     got = _grads(model, X_variants[layout], g_variants[layout])
     tol = 1e-6 if dtype == np.float32 else 1e-13
@@ -100,7 +102,7 @@ def test_memory_layout_of_inputs_does_not_change_gradients(layout, dtype):
 
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_every_memory_layout_accumulates(layout):
-    """Both paths of ∂L/∂W += xᵀ·∂L/∂z add to what is there, never overwrite it."""
+    """∂L/∂W += xᵀ·∂L/∂z adds to what is there for every input layout, never overwrites."""
     model = nn.Sequential(nn.Dense(5, 3, activation="sigmoid"), seed=1, dtype=np.float32)
     X = np.ascontiguousarray(data((6, 5), 14), dtype=np.float32)
     X = {"C": X, "F": np.asfortranarray(X), "strided": np.repeat(X, 2, axis=1)[:, ::2]}[layout]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nn
+import optim
 from nn.dropout import Dropout
 
 
@@ -179,9 +180,6 @@ def test_masks_come_from_the_model_generator():
 
 
 def test_fit_seed_reproduces_training_with_dropout():
-    optim = pytest.importorskip("optim")
-    if not hasattr(optim, "SGD"):
-        pytest.skip("optim.SGD is not available")
     X, y = normal((40, 3), 0), normal((40, 2), 1)
 
     def train(seed):
