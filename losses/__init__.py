@@ -39,12 +39,12 @@ _REGISTRY: dict[str, type[Loss]] = {
 }
 
 
-def get(name_or_loss: str | Loss, **kwargs: Any) -> Loss:
+def get(loss: str | Loss, **kwargs: Any) -> Loss:
     """Return a loss instance from a name such as ``"mse"``, or the given loss itself.
 
     Parameters
     ----------
-    name_or_loss : str or Loss
+    loss : str or Loss
         A registered name (case-insensitive): ``"mse"``, ``"l1"``, ``"huber"``, ``"bce"`` /
         ``"binary_crossentropy"``, ``"cross_entropy"`` / ``"crossentropy"``, or a class name
         such as ``"BinaryCrossEntropy"``. A ``Loss`` instance is returned unchanged.
@@ -56,31 +56,31 @@ def get(name_or_loss: str | Loss, **kwargs: Any) -> Loss:
     -------
     Loss
     """
-    if isinstance(name_or_loss, Loss):
+    if isinstance(loss, Loss):
         if kwargs:
             raise ValueError(
                 "Received constructor arguments together with a Loss instance, expected "
                 f"either a name with arguments or an instance alone. Received: "
-                f"{name_or_loss!r} with {sorted(kwargs)}"
+                f"{loss!r} with {sorted(kwargs)}"
             )
-        return name_or_loss
-    if not isinstance(name_or_loss, str):
+        return loss
+    if not isinstance(loss, str):
         raise TypeError(
-            "Received an invalid value for `name_or_loss`, expected a loss name or a Loss "
-            f"instance. Received: name_or_loss={name_or_loss!r} of type "
-            f"{type(name_or_loss).__name__}"
+            "Received an invalid value for `loss`, expected a loss name or a Loss "
+            f"instance. Received: loss={loss!r} of type "
+            f"{type(loss).__name__}"
         )
-    cls = _REGISTRY.get(name_or_loss.lower())
+    cls = _REGISTRY.get(loss.lower())
     if cls is None:
         raise ValueError(
-            "Received an invalid value for `name_or_loss`, expected one of "
-            f"{tuple(sorted(_REGISTRY))}. Received: name_or_loss={name_or_loss!r}"
+            "Received an invalid value for `loss`, expected one of "
+            f"{tuple(sorted(_REGISTRY))}. Received: loss={loss!r}"
         )
     accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise TypeError(
-            f"Received unexpected arguments for loss {name_or_loss!r}, expected some of "
+            f"Received unexpected arguments for loss {loss!r}, expected some of "
             f"{sorted(accepted)}. Received: {unknown}"
         )
     return cls(**kwargs)

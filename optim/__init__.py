@@ -42,12 +42,12 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def get(name: str, params: Iterable[Parameter], **kwargs: Any) -> Optimizer:
-    """Build the optimizer called ``name`` (case-insensitive) on ``params``.
+def get(optimizer: str, params: Iterable[Parameter], **kwargs: Any) -> Optimizer:
+    """Build the optimizer called ``optimizer`` (case-insensitive) on ``params``.
 
     Parameters
     ----------
-    name : str
+    optimizer : str
         One of ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``, ``"lbfgs"``.
     params : iterable of Parameter
         E.g. ``model.parameters()``.
@@ -59,19 +59,19 @@ def get(name: str, params: Iterable[Parameter], **kwargs: Any) -> Optimizer:
     ValueError
         For an unknown name; the message lists the valid ones.
     """
-    key = name.lower() if isinstance(name, str) else None
+    key = optimizer.lower() if isinstance(optimizer, str) else None
     if key not in OPTIMIZERS:
         valid = ", ".join(repr(k) for k in OPTIMIZERS)
         raise ValueError(
-            f"Received an invalid value for `name`, expected one of {valid}. "
-            f"Received: name={name!r}"
+            f"Received an invalid value for `optimizer`, expected one of {valid}. "
+            f"Received: optimizer={optimizer!r}"
         )
     cls = OPTIMIZERS[key]
     accepted = set(inspect.signature(cls).parameters) - {"params"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise TypeError(
-            f"Received unexpected arguments for optimizer {name!r}, expected some of "
+            f"Received unexpected arguments for optimizer {optimizer!r}, expected some of "
             f"{sorted(accepted)}. Received: {unknown}"
         )
     return cls(params, **kwargs)

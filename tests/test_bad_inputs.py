@@ -252,10 +252,10 @@ for value in (-1.0, math.nan, math.inf, 0.0):
         lambda c, v=value: fit(clip_grad_norm=v), ValueError,
         r"`clip_grad_norm`, expected a positive finite number")
 row("fit", "loss='bogus'", "name", lambda c: fit(loss="bogus"), ValueError,
-    r"`name_or_loss`, expected one of .*'mse'.*Received: name_or_loss='bogus'")
-row("fit", "loss=5", "type", lambda c: fit(loss=5), TypeError, r"`name_or_loss`.*int")
+    r"`loss`, expected one of .*'mse'.*Received: loss='bogus'")
+row("fit", "loss=5", "type", lambda c: fit(loss=5), TypeError, r"`loss`.*int")
 row("fit", "optimizer='bogus'", "name", lambda c: fit(optimizer="bogus"), ValueError,
-    r"`name`, expected one of 'sgd', 'adam'.*Received: name='bogus'")
+    r"`optimizer`, expected one of 'sgd', 'adam'.*Received: optimizer='bogus'")
 row("fit", "optimizer=0.1", "type", lambda c: fit(optimizer=0.1), TypeError,
     r"`optimizer`, expected an optim.Optimizer or a name")
 row("fit", "an optimizer of another model's parameters", "type",
@@ -266,7 +266,7 @@ row("fit", "metrics=['bogus']", "name", lambda c: fit(metrics=["bogus"]), ValueE
 row("evaluate", "metrics=['bogus']", "name", lambda c: evaluate(metrics=["bogus"]), ValueError,
     r"`metrics`.*'bogus'")
 row("evaluate", "loss='bogus'", "name", lambda c: evaluate(loss="bogus"), ValueError,
-    r"`name_or_loss`.*'bogus'")
+    r"`loss`.*'bogus'")
 row("fit", "metrics='accuracy' (a string, not a list)", "type",
     lambda c: fit(metrics="accuracy"), TypeError,
     r"`metrics`, expected a list.*\['accuracy'\]. Received: metrics='accuracy'")
@@ -517,8 +517,8 @@ row("BinaryCrossEntropy.forward", "3 columns for 2 pos_weights", "target shape",
     lambda c: losses.BinaryCrossEntropy(pos_weight=[1.0, 2.0]).forward(Z, np.ones((4, 3))),
     ValueError, r"`pred`, expected a last axis of length 2")
 row("losses.get()", "'bogus'", "name", lambda c: losses.get("bogus"), ValueError,
-    r"`name_or_loss`, expected one of \(.*'mse'.*\). Received: name_or_loss='bogus'")
-row("losses.get()", "None", "type", lambda c: losses.get(None), TypeError, r"`name_or_loss`")
+    r"`loss`, expected one of \(.*'mse'.*\). Received: loss='bogus'")
+row("losses.get()", "None", "type", lambda c: losses.get(None), TypeError, r"`loss`")
 row("losses.get()", "'mse' with delta=1", "name", lambda c: losses.get("mse", delta=1),
     TypeError,
     r"unexpected arguments for loss 'mse', expected some of \['reduction'\]. Received: \['delta'\]")
@@ -590,8 +590,8 @@ row("Optimizer.load_state_dict", "a list", "type",
     lambda c: optim.SGD(params()).load_state_dict([1]), TypeError,
     r"`state_dict`, expected a mapping")
 row("optim.get()", "'bogus'", "name", lambda c: optim.get("bogus", params()), ValueError,
-    r"`name`, expected one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad', 'lbfgs'")
-row("optim.get()", "None", "name", lambda c: optim.get(None, params()), ValueError, r"`name`")
+    r"`optimizer`, expected one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad', 'lbfgs'")
+row("optim.get()", "None", "name", lambda c: optim.get(None, params()), ValueError, r"`optimizer`")
 row("optim.get()", "'adam' with momentum=0.9", "name",
     lambda c: optim.get("adam", params(), momentum=0.9), TypeError,
     r"unexpected arguments for optimizer 'adam'.*Received: \['momentum'\]")

@@ -533,7 +533,7 @@ def test_get_passes_instances_and_arguments():
 def test_get_rejects_unknown_names():
     with pytest.raises(ValueError, match=r"expected one of \(.*'cross_entropy'.*'mse'.*\)"):
         losses.get("hinge")
-    with pytest.raises(ValueError, match=r"Received: name_or_loss='hinge'"):
+    with pytest.raises(ValueError, match=r"Received: loss='hinge'"):
         losses.get("hinge")
     with pytest.raises(TypeError, match=r"expected a loss name or a Loss instance"):
         losses.get(3)
