@@ -341,8 +341,9 @@ class ModelCheckpoint(Callback):
     Parameters
     ----------
     path : str or Path
-        The ``.npz`` file to write; ``{epoch}`` in the name is replaced by the epoch number
-        (counted from 1). Its directory must exist.
+        The ``.npz`` file to write. As in Keras, it is a format string: ``{epoch}`` (counted
+        from 1) and the epoch's logs fill it in, e.g. ``"ep{epoch:02d}-{val_loss:.3f}.npz"``.
+        Its directory must exist.
     monitor, mode : str
         What counts as better, as for :class:`EarlyStopping`, when ``save_best_only``.
     save_best_only : bool
@@ -392,7 +393,13 @@ class ModelCheckpoint(Callback):
                 return
             self._tracker.best = value
         self.saved_epochs.append(epoch)
-        path = str(self.path).replace("{epoch}", str(epoch + 1))
+        try:
+            path = str(self.path).format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"ModelCheckpoint cannot fill in the path {str(self.path)!r} ({err!r}): it can "
+                f"use {{epoch}} and the logs {sorted(logs)}"
+            ) from None
         if self.save_training_state:
             from nn.checkpoint import save_checkpoint
 

@@ -198,6 +198,16 @@ def test_checkpoint_every_epoch_with_the_epoch_in_the_name(tmp_path):
         assert np.all(nn.load(tmp_path / f"m-{epoch + 1}.npz").theta == epoch)
 
 
+def test_checkpoint_names_are_format_strings_of_the_epoch_and_the_logs_as_in_keras(tmp_path):
+    mc = nn.ModelCheckpoint(tmp_path / "ep{epoch:02d}-{val_loss:.2f}-{loss:.0f}.npz")
+    drive(mc, [3.0, 2.25])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep01-3.00-100.npz",
+                                                          "ep02-2.25-99.npz"]
+    with pytest.raises(ValueError, match=r"cannot fill in the path .*'val_acc'.*\{epoch\} and "
+                                         r"the logs \['loss', 'val_loss'\]"):
+        drive(nn.ModelCheckpoint(tmp_path / "m-{val_acc}.npz"), [1.0])
+
+
 def test_checkpoint_save_best_only_writes_only_improvements(tmp_path):
     path = tmp_path / "best.npz"
     mc = nn.ModelCheckpoint(path, monitor="val_loss", save_best_only=True)
