@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -119,6 +120,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import losses
     import optim
 
+    out_directory = Path(args.out).parent
+    if not out_directory.is_dir():  # before training, not after
+        raise UserError(f"--out {args.out}: the directory {str(out_directory)!r} does not exist")
     X, y = _load(args.data)
     if y is None:
         raise UserError(f"{args.data}: training needs labels (a CSV or an .npz with X and y)")
@@ -278,25 +282,45 @@ def make_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an MLP (default: the bundled digits)")
     train.add_argument("--data", help="CSV (label last), .npz (X, y); default: bundled digits")
-    train.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden sizes, e.g. 128,64")
-    train.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(ACTIVATIONS))
-    train.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=OPTIMIZERS)
+    default = " (default: %(default)s)"
+    train.add_argument(
+        "--hidden", default=DEFAULTS["hidden"], help="hidden sizes, e.g. 128,64" + default
+    )
+    train.add_argument(
+        "--activation",
+        default=DEFAULTS["activation"],
+        choices=sorted(ACTIVATIONS),
+        help="of the hidden layers" + default,
+    )
+    train.add_argument(
+        "--optimizer", default=DEFAULTS["optimizer"], choices=OPTIMIZERS, help=default.strip()
+    )
     positive = _number(0.0, float("inf"), low_open=True, what="a positive number")
-    train.add_argument("--lr", type=positive, default=DEFAULTS["lr"])
+    train.add_argument(
+        "--lr", type=positive, default=DEFAULTS["lr"], help="learning rate" + default
+    )
     train.add_argument(
         "--weight-decay",
         type=_number(0.0, float("inf"), low_open=False, what="a non-negative number"),
         default=DEFAULTS["weight_decay"],
+        help="for sgd, adam and adamw" + default,
     )
-    train.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"])
-    train.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
+    train.add_argument(
+        "--epochs", type=_positive_int, default=DEFAULTS["epochs"], help=default.strip()
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=DEFAULTS["batch_size"], help=default.strip()
+    )
     train.add_argument(
         "--test-size",
         type=_number(0.0, 1.0, low_open=True, what="a fraction in (0, 1)"),
         default=0.2,
+        help="fraction held out for the test score" + default,
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default="model.npz", help="where to save the model")
+    train.add_argument(
+        "--seed", type=int, default=0, help="of the split, the weights and the shuffling" + default
+    )
+    train.add_argument("--out", default="model.npz", help="where to save the model" + default)
     train.add_argument(
         "--task",
         choices=("classify", "regress"),

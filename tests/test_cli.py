@@ -284,3 +284,20 @@ def test_one_column_of_integer_labels_in_an_npz_is_classification(tmp_path, monk
     np.savez("d.npz", X=X, y=y[:, None])
     assert cli.main(["train", "--data", "d.npz", "--epochs", "2", "--quiet"]) == 0
     assert "test accuracy:" in capsys.readouterr().out
+
+
+def test_a_missing_output_directory_is_reported_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--epochs", "1", "--out", "no/such/dir/m.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "--out no/such/dir/m.npz: the directory 'no/such/dir' does not exist" in err
+    assert "training" not in err.split("error:")[0]  # refused before the model was built
+
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("learning rate (default: 0.001)", "(default: 40)", "(default: adam)",
+                    "(default: 512)", "(default: model.npz)"):
+        assert default in text
