@@ -193,14 +193,8 @@ class GELU(Activation):
     name = "gelu"
     init = "he"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._phi_cdf: np.ndarray | None = None
-
     def apply(self, z, out):
-        cdf = self._phi_cdf
-        if cdf is None or cdf.shape != z.shape or cdf.dtype != out.dtype:
-            cdf = self._phi_cdf = np.empty_like(out)
+        cdf = self._buffer("phi_cdf", out.shape, out.dtype)
         np.multiply(z, 1 / math.sqrt(2), out=cdf)
         erf(cdf, out=cdf)
         cdf += 1
@@ -213,7 +207,7 @@ class GELU(Activation):
         np.exp(out, out=out)
         out *= 1 / math.sqrt(2 * math.pi)  # φ(z)
         out *= z
-        out += self._phi_cdf  # σ'(z) = Φ(z) + z·φ(z)
+        out += self._buffers["phi_cdf"]  # σ'(z) = Φ(z) + z·φ(z)
         out *= grad_a
         return out
 

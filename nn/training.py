@@ -645,10 +645,13 @@ class _SetLoss:
 class _Trainer:
     """The per-step work of ``fit``, with the buffers it reuses across steps.
 
-    Every step: forward, loss, metrics, backward writing ∇θ, a finite check of ‖∇θ‖² (one dot
-    product), optional clipping, a copy of θ into a backup buffer, the optimizer step and a
-    finite check of ‖θ‖² (one dot product). The backup is what lets a step that overflows θ
-    be undone. Nothing here allocates per step or loops over parameters in Python.
+    Every step: a backup of the layer buffers (running statistics, if any), forward, loss,
+    metrics, backward writing ∇θ, a finite check of ‖∇θ‖² (one dot product), optional
+    clipping, a copy of θ into a backup buffer, the optimizer step and a finite check of ‖θ‖²
+    (one dot product) and of the layer buffers. The backups are what let a refused step be
+    undone. The loop neither loops over parameters in Python nor allocates arrays of θ's or
+    a batch's size; metrics (optional) and the loss's label indexing make batch-row-sized
+    temporaries (a numpy fancy-index update is faster than take/put into a buffer).
     """
 
     def __init__(

@@ -57,18 +57,16 @@ def check_finite_real(name: str, value: object) -> float:
     return float(value)
 
 
-def check_fraction(name: str, value: object, *, low_inclusive: bool = True) -> float:
-    """``value`` as a float in [0, 1) (or (0, 1)), or ValueError naming ``name``."""
+def check_fraction(name: str, value: object) -> float:
+    """``value`` as a float in [0, 1), or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
             f"Received an invalid type for `{name}`, expected a number in [0, 1). "
             f"Received: {name}={value!r} of type {type(value).__name__}"
         )
-    ok = (0 <= value < 1) if low_inclusive else (0 < value < 1)
-    if not ok:
-        interval = "[0, 1)" if low_inclusive else "(0, 1)"
+    if not 0 <= value < 1:
         raise ValueError(
-            f"Received an invalid value for `{name}`, expected a number in {interval}. "
+            f"Received an invalid value for `{name}`, expected a number in [0, 1). "
             f"Received: {name}={value!r}"
         )
     return float(value)
