@@ -55,12 +55,13 @@ def test_digits_load_from_an_installed_copy(tmp_path):
     root = Path(__file__).resolve().parents[1]
     target = tmp_path / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "install", "--no-deps",
          "--no-cache-dir", "--quiet", "--target", str(target), str(root)],
         capture_output=True, text=True,
     )
-    if result.returncode != 0:
-        pytest.skip(f"pip install not possible here: {result.stderr.strip()[-300:]}")
+    # pip builds in an isolated environment (setuptools from PyPI, as any install does): a
+    # failure here is a packaging defect, not a reason to skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     code = ("import nn.data, numpy as np; X, y = nn.data.load_digits(); "
             "print(nn.data.__file__); print(X.shape, np.bincount(y).sum())")
     env = dict(os.environ, PYTHONPATH=str(target))
