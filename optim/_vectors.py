@@ -143,6 +143,20 @@ def add_scaled(y: np.ndarray, a: float, x: np.ndarray, work: np.ndarray) -> None
     y += work
 
 
+def coupled_decay(
+    theta: np.ndarray, grad: np.ndarray, weight_decay: float, out: np.ndarray | None
+) -> np.ndarray:
+    """The gradient with an L2 penalty, ``g = ∇θ + λθ``, written into ``out``.
+
+    Returns ``grad`` itself when ``λ = 0`` (``out`` may then be None), else ``out``.
+    """
+    if weight_decay == 0:
+        return grad
+    np.multiply(theta, weight_decay, out=out)
+    out += grad
+    return out
+
+
 def vector_norm(x: np.ndarray) -> float:
     """``‖x‖₂`` as a Python float, safe from overflow of the squares."""
     flat = x.reshape(-1)

@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import add_scaled
+from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
 
@@ -52,11 +52,7 @@ def adagrad_update(
     lr, lr_decay, eps, weight_decay : float
         γ, η, ε and λ.
     """
-    g = grad
-    if weight_decay != 0:
-        np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
-        decayed += grad
-        g = decayed
+    g = coupled_decay(theta, grad, weight_decay, decayed)  # g = ∇θ + λθ
     clr = lr / (1.0 + (step - 1) * lr_decay)  # γ̃ = γ / (1 + (t − 1)η)
     np.multiply(g, g, out=scratch)  # s = s + g²
     state_sum += scratch

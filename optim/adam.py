@@ -9,7 +9,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import add_scaled
+from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
 
@@ -65,14 +65,12 @@ def adam_update(
     decoupled_weight_decay : bool
         True for AdamW: shrink θ by ``γλ`` instead of adding ``λθ`` to the gradient.
     """
-    g = grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
+    if decoupled_weight_decay:
+        g = grad
+        if weight_decay != 0:
             theta *= 1.0 - lr * weight_decay  # θ = θ(1 − γλ)
-        else:
-            np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
-            decayed += grad
-            g = decayed
+    else:
+        g = coupled_decay(theta, grad, weight_decay, decayed)  # g = ∇θ + λθ
     exp_avg *= beta1  # m = β₁m + (1 − β₁)g
     add_scaled(exp_avg, 1.0 - beta1, g, scratch)
     np.multiply(g, g, out=scratch)  # v = β₂v + (1 − β₂)g²

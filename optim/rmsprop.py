@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import add_scaled
+from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
 
@@ -62,11 +62,7 @@ def rmsprop_update(
     lr, alpha, eps, momentum, weight_decay : float
         γ, α, ε, μ and λ.
     """
-    g = grad
-    if weight_decay != 0:
-        np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
-        decayed += grad
-        g = decayed
+    g = coupled_decay(theta, grad, weight_decay, decayed)  # g = ∇θ + λθ
     np.multiply(g, g, out=scratch)  # v = αv + (1 − α)g²
     square_avg *= alpha
     add_scaled(square_avg, 1.0 - alpha, scratch, scratch)

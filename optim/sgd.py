@@ -8,7 +8,7 @@ import numpy as np
 
 from nn.parameter import Parameter
 from optim import _checks as checks
-from optim._vectors import add_scaled
+from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
 
@@ -57,11 +57,7 @@ def sgd_update(
     first_step : bool
         Whether this is step ``t = 1`` (the buffer is then initialised to ``g_1``).
     """
-    g = grad
-    if weight_decay != 0:
-        np.multiply(theta, weight_decay, out=decayed)  # g = ∇θ + λθ
-        decayed += grad
-        g = decayed
+    g = coupled_decay(theta, grad, weight_decay, decayed)  # g = ∇θ + λθ
     d = g
     if momentum != 0:
         if first_step:
