@@ -243,17 +243,20 @@ class Loss:
         self._backward(grad)
         return grad
 
-    def denominator(self) -> float:
+    #: The reduction factor 1/denominator of the last ``forward`` (set by ``_forward``).
+    _scale: float | None = None
+
+    def denominator(self) -> float | None:
         """What the last ``forward`` divided its sum of per-element losses by.
 
         1 with ``reduction="sum"``; with ``"mean"`` the number of elements, or ``Σ_n w_label_n``
-        for class-weighted cross-entropy on labels. Over a set split into batches ``b``, the
+        for class-weighted cross-entropy on labels; None before any ``forward``, or for a
+        subclass that overrides ``forward`` itself. Over a set split into batches ``b``, the
         loss that one batch of the whole set would give is ``Σ_b L_b·d_b / Σ_b d_b`` for means
-        and ``Σ_b L_b`` for sums; ``fit`` and ``evaluate`` report that.
+        and ``Σ_b L_b`` for sums; ``fit`` and ``evaluate`` report that (weighting batches by
+        their sizes when the denominator is None).
         """
-        if self._pred is None:
-            raise RuntimeError(f"{type(self).__name__}.denominator() was called before forward()")
-        return 1.0 / self._scale
+        return None if self._scale is None else 1.0 / self._scale
 
     def __call__(
         self, pred: ArrayLike, target: ArrayLike, sample_weight: ArrayLike | None = None

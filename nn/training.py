@@ -609,14 +609,14 @@ def fit(
 class _SetLoss:
     """The loss of a set from the losses of its batches: what one batch of it all would give.
 
-    A loss that reports each batch's denominator (:meth:`losses.Loss.denominator`: the
-    number of elements, or the class weights of the targets) gives ``Σ_b L_b·d_b / Σ_b d_b``
-    with ``reduction="mean"`` and ``Σ_b L_b`` with ``"sum"``; any other loss is averaged with
-    each sample counted alike.
+    With each batch's denominator (:meth:`losses.Loss.denominator`: the number of elements,
+    or the class weights of the targets) a mean is ``Σ_b L_b·d_b / Σ_b d_b`` and a sum
+    (``reduction="sum"``) is ``Σ_b L_b``. A loss whose subclass overrides ``forward`` reports
+    no denominator; its batches count by their number of samples.
     """
 
     def __init__(self, loss) -> None:
-        self.denominator = getattr(loss, "denominator", None)
+        self.loss = loss
         self.is_sum = getattr(loss, "reduction", "mean") == "sum"
         self.total = self.weight = 0.0
 
@@ -629,7 +629,9 @@ class _SetLoss:
         if self.is_sum:
             self.total += value
             return 1.0
-        d = self.denominator() if self.denominator is not None else n_samples
+        d = self.loss.denominator()
+        if d is None:
+            d = n_samples
         self.total += value * d
         self.weight += d
         return d

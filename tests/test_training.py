@@ -956,3 +956,32 @@ def test_fit_does_not_warn_for_logits_or_for_probabilities_with_a_probability_lo
         quiet_fit(model, X, y[:, None].astype(np.float32), epochs=1, batch_size=32,
                   loss=losses.BinaryCrossEntropy(from_logits=False),
                   optimizer=optim.SGD(model.parameters(), lr=0.1))
+
+
+class PlainSquaredError(losses.Loss):
+    """A loss written to DESIGN's contract only: forward and backward, no _forward."""
+
+    def __init__(self):
+        self.pred = self.target = None
+
+    def forward(self, pred, target):
+        self.pred, self.target = pred, target
+        return float(np.mean((pred - target) ** 2))
+
+    def backward(self):
+        return 2 * (self.pred - self.target) / self.pred.size
+
+
+def test_a_loss_that_overrides_forward_trains_and_counts_batches_by_size():
+    X, y = regression_data(50)
+    y = y[:, None]
+    model = nn.Sequential(nn.Dense(3, 1), seed=0, dtype=np.float64)
+    expected = np.mean((model.predict(X) - y) ** 2)
+    history = quiet_fit(model, X, y, loss=PlainSquaredError(), epochs=1, batch_size=8,
+                        optimizer=optim.SGD(model.parameters(), lr=0.0),
+                        validation_data=(X, y))
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+    assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)
+    history = quiet_fit(model, X, y, loss=PlainSquaredError(), epochs=3, batch_size=8,
+                        optimizer=optim.SGD(model.parameters(), lr=0.05))
+    assert history.history["loss"][-1] < expected
