@@ -23,7 +23,7 @@ from nn.activations import ACTIVATIONS
 from nn.container import Sequential
 from nn.linear import Dense
 from nn.preprocessing import Standardize
-from nn.serialization import ModelFileError, load_with_state, save
+from nn.serialization import ModelFileError, load_with_state, save, write_atomically
 from nn.training import TrainingDivergedError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -268,10 +268,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         values, fmt = out.argmax(axis=1).reshape(-1, 1), "%d"
     else:
         values, fmt = out, "%.8g"
+    if args.out == "-":  # standard output, for pipes
+        np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",")
+        return 0
     if args.out.endswith(".npy"):
-        np.save(args.out, values)
+        write_atomically(args.out, lambda f: np.save(f, values))
     else:
-        np.savetxt(args.out, values, fmt=fmt, delimiter=",")
+        write_atomically(args.out, lambda f: np.savetxt(f, values, fmt=fmt, delimiter=","))
     print(f"wrote {len(values)} predictions to {args.out}")
     return 0
 
@@ -337,7 +340,9 @@ def make_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="write a saved model's predictions")
     predict.add_argument("model")
     predict.add_argument("--data", help="default: the bundled digits")
-    predict.add_argument("--out", required=True, help="a .csv or .npy file")
+    predict.add_argument(
+        "--out", required=True, help="a .csv or .npy file, written atomically; - for stdout"
+    )
     predict.set_defaults(func=cmd_predict)
     return parser
 

@@ -63,8 +63,9 @@ import secrets
 import stat
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -278,6 +279,26 @@ def _check_state(state: object) -> tuple[Any, dict[str, np.ndarray]]:
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed zip next to ``path``, then ``os.replace`` it."""
+
+    def write_zip(raw: BinaryIO) -> None:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, array in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(
+                        member, np.ascontiguousarray(array), allow_pickle=False
+                    )
+
+    write_atomically(path, write_zip)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a new file next to ``path``, fsync it, then ``os.replace`` it.
+
+    Readers of ``path`` see the old file or the complete new one, never a part; if ``write``
+    raises, the temporary file is removed and ``path`` is left as it was. Temporaries that
+    killed writers left behind are removed first (see the module documentation).
+    """
+    path = Path(path)
     directory = path.parent
     remove_stale_temporaries(path)
     while True:
@@ -291,12 +312,7 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
             continue
     try:
         with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, array in arrays.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(
-                            member, np.ascontiguousarray(array), allow_pickle=False
-                        )
+            write(raw)
             raw.flush()
             os.fsync(raw.fileno())
         try:  # keep the permissions of the file being replaced

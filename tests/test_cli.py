@@ -301,3 +301,21 @@ def test_train_help_shows_the_defaults(capsys):
     for default in ("learning rate (default: 0.001)", "(default: 40)", "(default: adam)",
                     "(default: 512)", "(default: model.npz)"):
         assert default in text
+
+
+def test_predict_writes_to_stdout_with_a_dash_and_atomically_to_files(files, capsys,
+                                                                       monkeypatch):
+    assert cli.main(["predict", "model.npz", "--out", "-"]) == 0  # the bundled digits
+    lines = capsys.readouterr().out.split()
+    assert len(lines) == 1797 and all(s.isdigit() for s in lines)
+    assert not Path("-").exists()
+
+    def interrupted(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    Path("old.csv").write_text("kept\n")
+    monkeypatch.setattr(np, "savetxt", lambda f, *a, **k: interrupted(f))
+    assert cli.main(["predict", "model.npz", "--out", "old.csv"]) == 130
+    assert Path("old.csv").read_text() == "kept\n"
+    assert [p.name for p in Path().iterdir() if p.name.endswith(".tmp")] == []
