@@ -185,10 +185,15 @@ def _stratified_indices(
     short = n_test - int(per_class.sum())
     if short:
         fraction = exact - per_class
-        keeps_one = per_class + 1 < counts
-        # classes that keep a training sample first, then the largest fraction, then random
-        order = np.lexsort((rng.random(counts.size), -fraction, ~keeps_one))
-        per_class[order[:short]] += 1
+        tie_break = rng.random(counts.size)
+        for _ in range(short):
+            room = per_class + 1 < counts  # after one more, the class keeps a training sample
+            if not room.any():
+                room = per_class < counts
+            # the largest fraction among the classes with room, ties broken at random
+            order = np.lexsort((tie_break, -np.where(room, fraction, -np.inf)))
+            per_class[order[0]] += 1
+            fraction[order[0]] -= 1
 
     test_parts, train_parts = [], []
     for c, k in enumerate(per_class):

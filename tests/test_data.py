@@ -474,3 +474,15 @@ def test_csv_errors_give_the_hint_that_fits_the_cell(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_csv(path)
+
+
+def test_a_stratified_split_keeps_every_class_whenever_the_counts_allow_it():
+    """Every split of 3 classes of 1-6 samples where training can hold each class does."""
+    for counts in np.ndindex(6, 6, 6):
+        y = np.repeat([0, 1, 2], np.array(counts) + 1)
+        for n_test in range(1, len(y) - 2):  # leaves at least 3 training samples
+            for seed in range(3):
+                _, _, y_train, y_test = train_test_split(y[:, None], y, n_test,
+                                                         stratify=True, seed=seed)
+                assert len(y_test) == n_test
+                assert set(y_train) == {0, 1, 2}, (counts, n_test, seed)
