@@ -107,7 +107,10 @@ def _parse_hidden(text: str) -> list[int]:
 def _load(path: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     if path is None:
         return data.load_digits()
-    return data.load_dataset(path)
+    X, y = data.load_dataset(path)
+    if y is not None and y.ndim == 2 and y.shape[1] == 1:  # one target column, as in an .npz
+        y = data._labels(y[:, 0], X.dtype, f"{path}: y")  # whole numbers → labels, as a CSV's
+    return X, y
 
 
 def _task(task: str | None, y: np.ndarray) -> str:
@@ -126,10 +129,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     X, y = _load(args.data)
     if y is None:
         raise UserError(f"{args.data}: training needs labels (a CSV or an .npz with X and y)")
-    if y.ndim == 2 and y.shape[1] == 1:  # one target column, as an .npz may store it
-        y = y[:, 0]
-        if y.dtype.kind == "f" and np.all(y == np.round(y)):  # whole numbers: labels, as in a CSV
-            y = y.astype(np.int64)
     task = _task(args.task, y)
     if task == "classify":
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
@@ -159,9 +158,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         X.shape[1], _parse_hidden(args.hidden), n_outputs, args.activation, args.seed, X_train
     )
     if task == "regress":  # train on standardized targets; the saved model predicts raw ones
-        y_mean, y_scale = y_train.mean(axis=0), y_train.std(axis=0)
+        y_mean = y_train.mean(axis=0, dtype=np.float64)  # float64: no overflow of the squares
+        y_scale = y_train.std(axis=0, dtype=np.float64)
         y_scale[y_scale == 0] = 1
-        y_train = (y_train - y_mean) / y_scale
+        y_train = ((y_train - y_mean) / y_scale).astype(np.float32)
     kwargs = {"lr": args.lr}
     if args.optimizer in ("adam", "adamw", "sgd") and args.weight_decay:
         kwargs["weight_decay"] = args.weight_decay
@@ -222,7 +222,8 @@ def _model_and_data(
     "classify" when the model has several outputs (taken as logits), else "regress".
     """
     model, state = load_with_state(args.model)
-    task = ((state or {}).get("json") or {}).get("task")
+    saved = (state or {}).get("json")
+    task = saved.get("task") if isinstance(saved, dict) else None
     X, y = _load(args.data)
     if not labels and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
         X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature

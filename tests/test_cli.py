@@ -284,6 +284,27 @@ def test_one_column_of_integer_labels_in_an_npz_is_classification(tmp_path, monk
     np.savez("d.npz", X=X, y=y[:, None])
     assert cli.main(["train", "--data", "d.npz", "--epochs", "2", "--quiet"]) == 0
     assert "test accuracy:" in capsys.readouterr().out
+    assert cli.main(["evaluate", "model.npz", "--data", "d.npz"]) == 0  # read the same way
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_huge_regression_targets_in_one_npz_column_train(tmp_path, monkeypatch, capsys):
+    """Whole numbers beyond int64 stay floats; their spread is computed without overflow."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = np.round(1e19 * (1 + 0.05 * X[:, :1]))
+    np.savez("big.npz", X=X, y=y)
+    assert cli.main(["train", "--data", "big.npz", "--task", "regress", "--epochs", "20",
+                     "--quiet", "--out", "big_model.npz"]) == 0
+    mae = float(re.search(r"test mae: ([0-9.e+]+)", capsys.readouterr().out).group(1))
+    assert mae < 0.2 * y.std()
+
+
+def test_a_model_file_with_foreign_training_state_is_read_as_a_plain_model(files, capsys):
+    nn.save(cli.build_mlp(64, [8], 10, "relu", 0), "odd.npz", state={"json": ["classify"]})
+    assert cli.main(["predict", "odd.npz", "--out", "-"]) == 0  # 10 outputs: a classifier
+    assert capsys.readouterr().out.split()[0].isdigit()
 
 
 def test_a_missing_output_directory_is_reported_before_training(tmp_path, monkeypatch, capsys):
