@@ -250,13 +250,16 @@ class Loss:
         """What the last ``forward`` divided its sum of per-element losses by.
 
         1 with ``reduction="sum"``; with ``"mean"`` the number of elements, or ``Σ_n w_label_n``
-        for class-weighted cross-entropy on labels; None before any ``forward``, or for a
-        subclass that overrides ``forward`` itself. Over a set split into batches ``b``, the
-        loss that one batch of the whole set would give is ``Σ_b L_b·d_b / Σ_b d_b`` for means
-        and ``Σ_b L_b`` for sums; ``fit`` and ``evaluate`` report that (weighting batches by
-        their sizes when the denominator is None).
+        for class-weighted cross-entropy on labels (0 when every target has weight 0: the
+        mean is then NaN, as in PyTorch); None before any ``forward``, or for a subclass that
+        overrides ``forward`` itself. Over a set split into batches ``b``, the loss that one
+        batch of the whole set would give is ``Σ_b L_b·d_b / Σ_b d_b`` for means (batches with
+        ``d_b = 0`` add nothing) and ``Σ_b L_b`` for sums; ``fit`` and ``evaluate`` report
+        that (weighting batches by their sizes when the denominator is None).
         """
-        return None if self._scale is None else 1.0 / self._scale
+        if self._scale is None:
+            return None
+        return 0.0 if math.isnan(self._scale) else 1.0 / self._scale
 
     def __call__(
         self, pred: ArrayLike, target: ArrayLike, sample_weight: ArrayLike | None = None

@@ -632,6 +632,8 @@ class _SetLoss:
         d = self.loss.denominator()
         if d is None:
             d = n_samples
+        if d == 0:  # every target weighs 0 (its mean is NaN): the batch adds nothing
+            return 0.0
         self.total += value * d
         self.weight += d
         return d
@@ -688,7 +690,11 @@ class _Trainer:
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
             if not math.isfinite(value):
-                raise self._diverged(epoch, batch, "loss", value)
+                if loss.denominator() != 0:
+                    raise self._diverged(epoch, batch, "loss", value)
+                if bar is not None:  # every target weighs 0 (NaN mean): nothing to learn here
+                    bar.update(1)
+                continue
             for m in metrics:
                 m.update(pred, yb)
             # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
@@ -732,8 +738,11 @@ class _Trainer:
             for xb, yb, wb in batches(None):
                 pred = model.forward(xb)
                 value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
+                factor = objective.add(value, len(xb))
+                if factor == 0:  # a batch whose targets all weigh 0 adds no loss, no gradient
+                    continue
                 grad = loss.backward()
-                grad *= objective.add(value, len(xb))  # ∂(L_b·d_b)/∂pred
+                grad *= factor  # ∂(L_b·d_b)/∂pred
                 model.backward(grad, input_grad=False)
             model.theta_grad *= objective.scale()
             total = objective.result()

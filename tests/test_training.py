@@ -483,6 +483,7 @@ def test_evaluate_returns_a_dict_of_the_loss_and_metrics_of_the_whole_set():
 
 SET_LOSSES = {
     "sum": lambda: losses.CrossEntropy(reduction="sum"),
+    "a class of weight 0": lambda: losses.CrossEntropy(weight=[0.0, 1.0]),
     "class weights": lambda: losses.CrossEntropy(weight=[1.0, 10.0]),
     "mean": lambda: losses.CrossEntropy(),
 }
@@ -496,8 +497,10 @@ def test_evaluate_gives_the_loss_of_the_whole_set_whatever_the_batch_size(kind):
     logits = model.forward(X.astype(np.float64)).copy()
     shifted = logits - logits.max(axis=1, keepdims=True)
     ell = -(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))[np.arange(50), y]
+    weights = np.array([0.0, 1.0])[y]
     expected = {
         "sum": ell.sum(),
+        "a class of weight 0": (ell * weights).sum() / weights.sum(),
         "class weights": (ell * np.array([1.0, 10.0])[y]).sum() / np.array([1.0, 10.0])[y].sum(),
         "mean": ell.mean(),
     }[kind]
@@ -517,6 +520,25 @@ def test_the_epoch_loss_of_fit_is_the_loss_of_the_epochs_batches_as_one_set(kind
                         validation_data=(X, y), progress=False)
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
     assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_batches_whose_targets_all_weigh_zero_add_nothing_and_are_not_a_divergence():
+    """CrossEntropy(weight=[0, 1]) on a batch of class 0 is NaN (PyTorch's 0/0)."""
+    X, y = xor_data(64)
+    order = np.argsort(y, kind="stable")  # class 0 first: whole batches of weight 0
+    X, y = X[order], y[order]
+    model = mlp(dtype=np.float64)
+    weighted = lambda: losses.CrossEntropy(weight=[0.0, 1.0])  # noqa: E731
+    expected = model.evaluate(X, y, loss=weighted(), batch_size=64)["loss"]
+    assert math.isfinite(expected)
+    assert model.evaluate(X, y, loss=weighted(), batch_size=8)["loss"] == pytest.approx(
+        expected, rel=1e-12)
+    history = quiet_fit(model, X, y, loss=weighted(), epochs=1, batch_size=8, shuffle=False,
+                        optimizer=optim.SGD(model.parameters(), lr=0.0))
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+    quiet_fit(model, X, y, loss=weighted(), epochs=2, batch_size=8, shuffle=False,
+              optimizer=optim.SGD(model.parameters(), lr=0.1))
+    assert np.isfinite(model.theta).all()
 
 
 @pytest.mark.parametrize("kind", sorted(SET_LOSSES))
