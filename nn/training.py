@@ -729,7 +729,9 @@ class _Trainer:
         """One call of a full-batch optimizer (L-BFGS) on the whole training set."""
         model, loss, batches = self.model, self.loss, self.batches
         rng_state = model.rng.bit_generator.state
-        start = model.theta.copy()
+        np.copyto(self.backup, model.theta)  # θ and the layer buffers before this epoch
+        for *_, array, array_backup in self.layer_buffers:
+            np.copyto(array_backup, array)
 
         def closure() -> float:
             model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
@@ -747,10 +749,12 @@ class _Trainer:
             model.theta_grad *= objective.scale()
             total = objective.result()
             if not math.isfinite(total):
-                model.theta[...] = start
+                model.theta[...] = self.backup
+                for *_, array, array_backup in self.layer_buffers:
+                    np.copyto(array, array_backup)
                 raise TrainingDivergedError(
                     f"Training diverged at epoch {epoch + 1}: the full-batch loss is {total}. "
-                    "θ is restored to its value before this epoch.",
+                    "θ and the layer buffers are restored to their values before this epoch.",
                     epoch=epoch + 1,
                     step=self.step + 1,
                     quantity="loss",
@@ -766,6 +770,7 @@ class _Trainer:
                 pred = model.forward(xb)
                 for m in self.metrics:
                     m.update(pred, yb)
+        self.check_weights(epoch, 1)  # the full batch counts as batch 1
         return value
 
     # -- divergence (off the hot path) --------------------------------------------------------

@@ -424,6 +424,33 @@ def test_lbfgs_divergence_restores_the_weights_of_the_epoch_start():
     assert np.array_equal(model.theta, before)
 
 
+def test_lbfgs_divergence_restores_the_running_statistics_too():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    norm = nn.BatchNorm1d(4)
+    model = nn.Sequential(norm, nn.Dense(4, 2), seed=0, dtype=np.float64)
+    with pytest.raises(TrainingDivergedError, match="full-batch loss is nan"):
+        quiet_fit(model, X, y, loss=FaultyCrossEntropy(1), epochs=1, batch_size=64,
+                  optimizer=optim.LBFGS(model.parameters()))
+    assert np.array_equal(norm.running_mean, np.zeros(4))
+    assert np.array_equal(norm.running_var, np.ones(4))
+
+
+def test_lbfgs_stops_when_the_running_statistics_overflow():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    X[:, 1] *= 1e200  # finite, but its batch variance overflows to inf
+    norm = nn.BatchNorm1d(4)
+    model = nn.Sequential(norm, nn.Dense(4, 2), seed=0, dtype=np.float64)
+    with pytest.raises(TrainingDivergedError, match="running_var of layer 0") as info:
+        quiet_fit(model, X, y, loss="cross_entropy", epochs=1, batch_size=64,
+                  optimizer=optim.LBFGS(model.parameters(), max_iter=3))
+    assert info.value.quantity == "buffers"
+    assert np.isfinite(norm.running_var).all() and np.isfinite(model.theta).all()
+
+
 # -- progress output ---------------------------------------------------------------------------
 
 
