@@ -10,7 +10,8 @@ state the next epoch reads:
 
 * the model: θ and the layers' buffers (e.g. batch-norm running statistics);
 * the optimizer's :meth:`~optim.Optimizer.state_dict`: learning rate, step count and
-  hyperparameters, and its moment vectors;
+  hyperparameters, and its moment vectors, with the spans of θ it updates (all of θ, or the
+  parameters it was given), which a resuming optimizer must match;
 * the number of epochs completed;
 * the state of ``model.rng`` (``model.rng.bit_generator.state``), which draws the shuffling
   permutations and the dropout masks;
@@ -23,6 +24,7 @@ The file is a model file (``nn.load(PATH)`` reads the model alone), written atom
 
     {"kind": "chainrule.checkpoint", "version": 1, "epoch": int,
      "rng": {...}, "optimizer": {scalars of state_dict()},
+     "optimizer_coverage": [[start, stop], ...],  (absent in older files)
      "history": {"epoch": [...], "history": {name: [...]}},
      "callbacks": {"<position>.<class>": {"json": {...}, "arrays": [names]}},
      "arrays": {key: {"dtype": str, "shape": [...]}}}
@@ -136,6 +138,7 @@ def save_checkpoint(
         "epoch": int(epoch),
         "rng": _json_value(model.rng.bit_generator.state, "the generator state"),
         "optimizer": optimizer_json,
+        "optimizer_coverage": _coverage(model, optimizer),
         "history": {
             "epoch": [int(e) for e in history.epoch],
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -237,6 +240,12 @@ def restore_checkpoint(
             f"{path}: the checkpoint was saved with optimizer {saved_kind!r}; resume with a new "
             f"{saved_kind} of the same hyperparameters, not {type(optimizer).__name__}"
         )
+    saved_coverage, coverage = info["optimizer_coverage"], _coverage(model, optimizer)
+    if saved_coverage is not None and saved_coverage != coverage:
+        raise ValueError(
+            f"{path}: the checkpoint's optimizer updated the entries {saved_coverage} of θ, "
+            f"this one updates {coverage}; give it the same parameters"
+        )
 
     # Load every state into a copy: the live objects are not touched until all have loaded.
     # The copies share the model and the parameters (never written by load_state_dict) and
@@ -335,6 +344,7 @@ def _json_value(value, what: str):
 
 
 _TOP_KEYS = {"kind", "version", "epoch", "rng", "optimizer", "history", "callbacks", "arrays"}
+_OPTIONAL_KEYS = {"optimizer_coverage"}  # absent from checkpoints written before it existed
 _CALLBACK_KEY = re.compile(r"(0|[1-9][0-9]*)\.[A-Za-z_][A-Za-z0-9_]*")
 _SCALAR = (bool, int, float, str, type(None))
 
@@ -364,12 +374,25 @@ def _parse(state: dict, path, model) -> dict:
         )
     if info.get("version") != VERSION or isinstance(info.get("version"), bool):
         raise fail(f"checkpoint version {info.get('version')!r} is not supported (expected 1)")
-    missing, unknown = sorted(_TOP_KEYS - set(info)), sorted(set(info) - _TOP_KEYS)
+    missing = sorted(_TOP_KEYS - set(info))
+    unknown = sorted(set(info) - _TOP_KEYS - _OPTIONAL_KEYS)
     if missing or unknown:
         raise fail(f"the training section lacks the keys {missing} or has unknown keys {unknown}")
     epoch = info["epoch"]
     if not _is_count(epoch):
         raise fail(f"the epoch {epoch!r} is not a non-negative integer")
+    coverage = info.get("optimizer_coverage")
+    if coverage is not None and not (
+        isinstance(coverage, list)
+        and all(
+            isinstance(span, list)
+            and len(span) == 2
+            and all(_is_count(v) for v in span)
+            and span[0] < span[1] <= model.n_parameters
+            for span in coverage
+        )
+    ):
+        raise fail(f"the optimizer's coverage {coverage!r:.200} is not a list of [start, stop]")
     if not isinstance(info["rng"], dict):
         raise fail("the generator state is not an object")
 
@@ -485,9 +508,20 @@ def _parse(state: dict, path, model) -> dict:
         "epoch": epoch,
         "rng": info["rng"],
         "optimizer": optimizer_state,
+        "optimizer_coverage": coverage,
         "callbacks": callbacks,
         "history": history,
     }
+
+
+def _coverage(model, optimizer) -> list[list[int]]:
+    """The ``[start, stop)`` spans of θ that the optimizer's vectors update, in order."""
+    base, itemsize = model.theta.__array_interface__["data"][0], model.theta.itemsize
+    spans = []
+    for data, _ in optimizer.vectors:
+        start = (data.__array_interface__["data"][0] - base) // itemsize
+        spans.append([int(start), int(start + data.size)])
+    return spans
 
 
 def _set_rng_of(bit_generator, rng_state: dict, path) -> None:

@@ -438,6 +438,9 @@ CRAFTED = {
     "callbacks not an object": lambda t, a: t.update(callbacks=[]),
     "unknown key": lambda t, a: t.update(extra=1),
     "epoch a bool": lambda t, a: t.update(epoch=True),
+    "coverage not a list": lambda t, a: t.update(optimizer_coverage="all"),
+    "coverage beyond θ": lambda t, a: t.update(optimizer_coverage=[[0, 10**9]]),
+    "coverage of floats": lambda t, a: t.update(optimizer_coverage=[[0.0, 5.0]]),
 }
 
 
@@ -460,6 +463,14 @@ def test_crafted_checkpoints_raise_model_file_error_and_change_nothing(saved_run
 def test_crafting_itself_keeps_a_valid_checkpoint(saved_run):
     """The crafting round trip alone changes nothing that matters (the tests above are fair)."""
     craft(saved_run, lambda t, a: None)
+    X, y = data()
+    model, opt, callbacks = stopper_then_schedule(0.5)
+    model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, resume_from=saved_run, **FIT)
+    assert opt.steps == 15
+
+
+def test_a_checkpoint_written_before_the_optimizer_coverage_existed_still_resumes(saved_run):
+    craft(saved_run, lambda t, a: t.pop("optimizer_coverage"))
     X, y = data()
     model, opt, callbacks = stopper_then_schedule(0.5)
     model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, resume_from=saved_run, **FIT)
@@ -555,6 +566,26 @@ def test_an_optimizer_of_some_parameters_resumes_bitwise_and_a_full_one_is_refus
     assert np.array_equal(opt.state_dict()["exp_avg"], ref_opt.state_dict()["exp_avg"])
 
     fresh = nn.Sequential(nn.Dense(4, 6, activation="relu"), nn.Dense(6, 2), seed=0)
-    with pytest.raises(ValueError, match=r"optimizer does not match.*shape \(44,\)"):
+    before = fresh.theta.copy()
+    with pytest.raises(ValueError, match=r"updated the entries \[\[30, 44\]\] of θ, this one "
+                                         r"updates \[\[0, 44\]\]"):
         fresh.fit(X, y, optimizer=optim.Adam(fresh.parameters(), lr=1e-2), epochs=4,
                   resume_from=path, **fit)
+    assert np.array_equal(fresh.theta, before)
+
+
+def test_an_optimizer_of_other_parameters_of_the_same_size_is_refused(tmp_path):
+    """Layer 1's moments must not be loaded into an optimizer of layer 0 (both 20 entries)."""
+    X, y = data()
+    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
+                          seed=0)
+    path = tmp_path / "p.npz"
+    model.fit(X, y, optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2), epochs=1,
+              checkpoint=path, **{k: v for k, v in FIT.items() if k != "validation_split"})
+    fresh = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
+                          seed=0)
+    with pytest.raises(ValueError, match=r"updated the entries \[\[20, 40\]\] of θ, this one "
+                                         r"updates \[\[0, 20\]\]; give it the same"):
+        fresh.fit(X, y, optimizer=optim.Adam(fresh.layers[0].parameters(), lr=1e-2),
+                  epochs=2, resume_from=path,
+                  **{k: v for k, v in FIT.items() if k != "validation_split"})
