@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -138,9 +137,7 @@ def test_ratios_pair_the_systems_round_by_round(bench):
     ratio, spread = bench.paired_ratio(fit, floor)
     assert ratio == 2.0 and spread == [1.0, 2.0]
     assert bench._ratio(ratio, spread) == "2.00× (1.00–2.00)"
-    assert bench._ratio(1.0, [1.0, 1.0]) == "1.00×"
-    # the ratio of the medians would say 4 / 3
-    assert statistics.median([4.0, 2.0, 6.0]) / statistics.median(floor["times_s"]) != ratio
+    assert bench._ratio(1.0, [1.0, 1.0]) == "1.00×"  # (the ratio of medians would say 4/3)
 
 
 def test_blas_report_without_threadpoolctl(bench, monkeypatch):
