@@ -639,11 +639,14 @@ class _SetLoss:
         return d
 
     def result(self) -> float:
-        return self.total if self.is_sum else self.total / self.weight
+        """The set's loss; NaN for a mean over nothing (every target weighs 0, as in PyTorch)."""
+        return self.total if self.is_sum else self.total * self.scale()
 
     def scale(self) -> float:
         """The factor from the running total to the set's loss (1/Σ d_b, or 1 for sums)."""
-        return 1.0 if self.is_sum else 1.0 / self.weight
+        if self.is_sum:
+            return 1.0
+        return 1.0 / self.weight if self.weight else math.nan
 
 
 class _Trainer:
@@ -689,14 +692,14 @@ class _Trainer:
                 np.copyto(array_backup, array)
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
+            for m in metrics:
+                m.update(pred, yb)
             if not math.isfinite(value):
                 if loss.denominator() != 0:
                     raise self._diverged(epoch, batch, "loss", value)
                 if bar is not None:  # every target weighs 0 (NaN mean): nothing to learn here
                     bar.update(1)
                 continue
-            for m in metrics:
-                m.update(pred, yb)
             # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
             model.backward(loss.backward(), input_grad=False, accumulate=False)
             norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
@@ -770,7 +773,7 @@ class _Trainer:
                 pred = model.forward(xb)
                 for m in self.metrics:
                     m.update(pred, yb)
-        self.check_weights(epoch, 1)  # the full batch counts as batch 1
+        self.check_weights(epoch, None)
         return value
 
     # -- divergence (off the hot path) --------------------------------------------------------
@@ -784,10 +787,14 @@ class _Trainer:
             "weights": f"the step made the weights non-finite{detail}",
             "buffers": f"a layer's buffer became non-finite{detail}",
         }[quantity]
+        if batch is None:  # a full-batch optimizer's epoch: no batches, no clipping
+            where, hint = "", "lower the learning rate or check the data"
+        else:
+            where = f", batch {batch}"
+            hint = "lower the learning rate, clip gradients (clip_grad_norm=) or check the data"
         return TrainingDivergedError(
-            f"Training diverged at epoch {epoch + 1}, batch {batch} (step {self.step + 1}): "
-            f"{what}. The model keeps its weights from before this step; lower the learning "
-            "rate, clip gradients (clip_grad_norm=) or check the data.",
+            f"Training diverged at epoch {epoch + 1}{where} (step {self.step + 1}): {what}. "
+            f"The model keeps its weights from before this step; {hint}.",
             epoch=epoch + 1,
             batch=batch,
             step=self.step + 1,
@@ -816,7 +823,7 @@ class _Trainer:
             raise self._diverged(epoch, batch, "gradient", value, detail)
         return vector_norm(grad)
 
-    def check_weights(self, epoch: int, batch: int) -> None:
+    def check_weights(self, epoch: int, batch: int | None) -> None:
         """Undo the last step and raise if it left NaN or ±inf in θ or in a layer buffer.
 
         One read-only dot product per step. A non-finite weight does not always show in the

@@ -1034,3 +1034,33 @@ def test_a_loss_that_overrides_forward_trains_and_counts_batches_by_size():
     history = quiet_fit(model, X, y, loss=PlainSquaredError(), epochs=3, batch_size=8,
                         optimizer=optim.SGD(model.parameters(), lr=0.05))
     assert history.history["loss"][-1] < expected
+
+
+def test_a_set_whose_targets_all_weigh_zero_has_a_nan_loss_and_training_skips_it():
+    """PyTorch's mean over no weight is NaN; it must not be a ZeroDivisionError."""
+    X, _ = xor_data(64)
+    y = np.zeros(64, np.int64)  # class 0 only, of weight 0
+    model = mlp(dtype=np.float64)
+    weighted = lambda: losses.CrossEntropy(weight=[0.0, 1.0])  # noqa: E731
+    assert math.isnan(model.evaluate(X, y, loss=weighted(), batch_size=8)["loss"])
+    before = model.theta.copy()
+    history = quiet_fit(model, X, y, loss=weighted(), epochs=1, batch_size=8,
+                        metrics=["accuracy"], optimizer=optim.SGD(model.parameters(), lr=0.1))
+    assert math.isnan(history.history["loss"][0]) and np.array_equal(model.theta, before)
+    # metrics are unweighted: they count the skipped batches too, as evaluate does
+    assert history.history["accuracy"][0] == pytest.approx(
+        model.evaluate(X, y, metrics=["accuracy"])["accuracy"])
+
+
+def test_an_lbfgs_divergence_names_no_batch_and_no_clipping():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    X[:, 1] *= 1e200
+    model = nn.Sequential(nn.BatchNorm1d(4), nn.Dense(4, 2), seed=0, dtype=np.float64)
+    with pytest.raises(TrainingDivergedError) as info:
+        quiet_fit(model, X, y, loss="cross_entropy", epochs=1, batch_size=16,
+                  optimizer=optim.LBFGS(model.parameters(), max_iter=3))
+    message = str(info.value)
+    assert message.startswith("Training diverged at epoch 1 (step 1): a layer's buffer")
+    assert "batch" not in message and "clip" not in message and info.value.batch is None
