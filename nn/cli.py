@@ -12,6 +12,7 @@ to stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,7 +226,8 @@ def _model_and_data(
     saved = (state or {}).get("json")
     task = saved.get("task") if isinstance(saved, dict) else None
     X, y = _load(args.data)
-    if not labels and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
+    csv = args.data is not None and args.data.lower().endswith((".csv", ".csv.gz"))
+    if not labels and csv and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
         X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature
         y = None
     if X.shape[1] != model.n_features:
@@ -270,12 +272,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         values, fmt = out, "%.8g"
     if args.out == "-":  # standard output, for pipes
-        np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",")
+        try:
+            np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (| head): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    if args.out.endswith(".npy"):
-        write_atomically(args.out, lambda f: np.save(f, values))
-    else:
-        write_atomically(args.out, lambda f: np.savetxt(f, values, fmt=fmt, delimiter=","))
+
+    def write(f) -> None:
+        if args.out.endswith(".npy"):
+            np.save(f, values)
+        else:
+            np.savetxt(f, values, fmt=fmt, delimiter=",")
+
+    out = Path(args.out)
+    if out.is_symlink() or (out.exists() and not out.is_file()):  # a FIFO, /dev/stdout, ...
+        with open(out, "wb") as f:
+            write(f)
+    else:  # a regular file: atomically, nothing half-written
+        write_atomically(out, write)
     print(f"wrote {len(values)} predictions to {args.out}")
     return 0
 

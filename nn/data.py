@@ -186,14 +186,15 @@ def _stratified_indices(
     if short:
         fraction = exact - per_class
         tie_break = rng.random(counts.size)
-        for _ in range(short):
+        while short:  # one round in practice; more only when few classes have room
             room = per_class + 1 < counts  # after one more, the class keeps a training sample
             if not room.any():
                 room = per_class < counts
-            # the largest fraction among the classes with room, ties broken at random
-            order = np.lexsort((tie_break, -np.where(room, fraction, -np.inf)))
-            per_class[order[0]] += 1
-            fraction[order[0]] -= 1
+            # classes with room by largest fraction, ties broken at random: one extra each
+            order = np.lexsort((tie_break, -fraction, ~room))[: min(short, int(room.sum()))]
+            per_class[order] += 1
+            fraction[order] -= 1
+            short -= order.size
 
     test_parts, train_parts = [], []
     for c, k in enumerate(per_class):

@@ -340,3 +340,30 @@ def test_predict_writes_to_stdout_with_a_dash_and_atomically_to_files(files, cap
     assert cli.main(["predict", "model.npz", "--out", "old.csv"]) == 130
     assert Path("old.csv").read_text() == "kept\n"
     assert [p.name for p in Path().iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_predict_writes_through_fifos_and_symlinks_and_stops_quietly_on_a_closed_pipe(files):
+    import os
+
+    os.mkfifo("fifo.csv")
+    reader = subprocess.Popen(["cat", "fifo.csv"], stdout=subprocess.PIPE, text=True)
+    assert cli.main(["predict", "model.npz", "--out", "fifo.csv"]) == 0
+    assert len(reader.communicate(timeout=30)[0].split()) == 1797
+    assert not Path("fifo.csv").is_file()  # still the FIFO, not replaced by a file
+    Path("target.csv").write_text("")
+    os.symlink("target.csv", "link.csv")
+    assert cli.main(["predict", "model.npz", "--out", "link.csv"]) == 0
+    assert Path("link.csv").is_symlink() and len(Path("target.csv").read_text().split()) == 1797
+    code = ("import sys; from nn import cli; "
+            "sys.exit(cli.main(['predict', 'model.npz', '--out', '-']))")
+    pipe = subprocess.run(f"{sys.executable} -c \"{code}\" | head -2", shell=True,
+                          capture_output=True, text=True)
+    assert len(pipe.stdout.split()) == 2 and "Broken pipe" not in pipe.stderr
+
+
+def test_predict_never_takes_an_npz_label_column_for_a_feature(files, capsys):
+    X, y = data.load_digits()
+    np.savez("short.npz", X=X[:, :63], y=y[:, None])
+    nn.save(cli.build_mlp(64, [8], 10, "relu", 0), "m64.npz")
+    assert cli.main(["predict", "m64.npz", "--data", "short.npz", "--out", "p.csv"]) == 2
+    assert "needs 64 feature columns" in capsys.readouterr().err
