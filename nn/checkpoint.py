@@ -192,6 +192,7 @@ def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) 
         opt = optimizer(model.parameters())
         if not isinstance(opt, Optimizer):
             raise TypeError(f"`optimizer(params)` must return an optim.Optimizer; got {opt!r}")
+        _check_coverage(info, model, opt, path)
         _load_optimizer(opt, info["optimizer"], path)
     return Checkpoint(
         model, opt, info["epoch"], info["history"], info["optimizer"], info["callbacks"]
@@ -240,12 +241,7 @@ def restore_checkpoint(
             f"{path}: the checkpoint was saved with optimizer {saved_kind!r}; resume with a new "
             f"{saved_kind} of the same hyperparameters, not {type(optimizer).__name__}"
         )
-    saved_coverage, coverage = info["optimizer_coverage"], _coverage(model, optimizer)
-    if saved_coverage is not None and saved_coverage != coverage:
-        raise ValueError(
-            f"{path}: the checkpoint's optimizer updated the entries {saved_coverage} of θ, "
-            f"this one updates {coverage}; give it the same parameters"
-        )
+    _check_coverage(info, model, optimizer, path)
 
     # Load every state into a copy: the live objects are not touched until all have loaded.
     # The copies share the model and the parameters (never written by load_state_dict) and
@@ -512,6 +508,16 @@ def _parse(state: dict, path, model) -> dict:
         "callbacks": callbacks,
         "history": history,
     }
+
+
+def _check_coverage(info: dict, model, optimizer, path) -> None:
+    """Raise ValueError unless ``optimizer`` updates the spans of θ the saved one did."""
+    saved, mine = info["optimizer_coverage"], _coverage(model, optimizer)
+    if saved is not None and saved != mine:
+        raise ValueError(
+            f"{path}: the checkpoint's optimizer updated the entries {saved} of θ, "
+            f"this one updates {mine}; give it the same parameters"
+        )
 
 
 def _coverage(model, optimizer) -> list[list[int]]:

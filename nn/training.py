@@ -642,6 +642,11 @@ class _SetLoss:
         """The set's loss; NaN for a mean over nothing (every target weighs 0, as in PyTorch)."""
         return self.total if self.is_sum else self.total * self.scale()
 
+    @property
+    def empty(self) -> bool:
+        """A mean over no weight at all (every target weighs 0): nothing to minimise."""
+        return not self.is_sum and self.weight == 0
+
     def scale(self) -> float:
         """The factor from the running total to the set's loss (1/Σ d_b, or 1 for sums)."""
         if self.is_sum:
@@ -697,7 +702,11 @@ class _Trainer:
             if not math.isfinite(value):
                 if loss.denominator() != 0:
                     raise self._diverged(epoch, batch, "loss", value)
-                if bar is not None:  # every target weighs 0 (NaN mean): nothing to learn here
+                # every target weighs 0 (NaN mean): no step, but forward ran (running stats)
+                bad = self._bad_buffer()
+                if bad is not None:
+                    raise self._diverged(epoch, batch, "buffers", *bad)
+                if bar is not None:
                     bar.update(1)
                 continue
             # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
@@ -736,7 +745,10 @@ class _Trainer:
         for *_, array, array_backup in self.layer_buffers:
             np.copyto(array_backup, array)
 
+        empty = False
+
         def closure() -> float:
+            nonlocal empty
             model.rng.bit_generator.state = rng_state  # one objective: the same dropout masks
             model.zero_grad()
             objective = _SetLoss(loss)  # the loss of the whole set, whatever the batch size
@@ -749,6 +761,9 @@ class _Trainer:
                 grad = loss.backward()
                 grad *= factor  # ∂(L_b·d_b)/∂pred
                 model.backward(grad, input_grad=False)
+            if objective.empty:  # every target weighs 0: a flat objective, ∇θ = 0, no step
+                empty = True
+                return 0.0
             model.theta_grad *= objective.scale()
             total = objective.result()
             if not math.isfinite(total):
@@ -766,6 +781,8 @@ class _Trainer:
             return total
 
         value = float(self.optimizer.step(closure))
+        if empty:
+            value = math.nan  # the loss of a set of no weight, as evaluate reports it
         self.step += 1
         if self.metrics:  # the metrics at the final θ, with the objective's dropout masks
             model.rng.bit_generator.state = rng_state
@@ -836,14 +853,20 @@ class _Trainer:
             theta[...] = self.backup
             self.step -= 1
             raise self._diverged(epoch, batch, "weights", value, detail)
-        for i, layer, name, array, _ in self.layer_buffers:  # e.g. running statistics
+        bad = self._bad_buffer()
+        if bad is not None:
+            theta[...] = self.backup
+            self.step -= 1
+            raise self._diverged(epoch, batch, "buffers", *bad)
+
+    def _bad_buffer(self) -> tuple[float, str] | None:
+        """The first non-finite entry of a layer buffer (e.g. running statistics) and where."""
+        for i, layer, name, array, _ in self.layer_buffers:
             if math.isfinite(float(np.add.reduce(array, axis=None))) or np.isfinite(array).all():
                 continue
             value = float(array.flat[np.argmin(np.isfinite(array))])
-            theta[...] = self.backup
-            self.step -= 1
-            detail = f" (first {value} in {name} of layer {i}, {layer!r})"
-            raise self._diverged(epoch, batch, "buffers", value, detail)
+            return value, f" (first {value} in {name} of layer {i}, {layer!r})"
+        return None
 
 
 # -- evaluation ------------------------------------------------------------------------------

@@ -469,6 +469,24 @@ def test_crafting_itself_keeps_a_valid_checkpoint(saved_run):
     assert opt.steps == 15
 
 
+def test_load_checkpoint_refuses_an_optimizer_of_other_parameters_too(tmp_path):
+    X, y = data()
+    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
+                          seed=0)
+    path = tmp_path / "p.npz"
+    model.fit(X, y, optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2), epochs=1,
+              checkpoint=path, **{k: v for k, v in FIT.items() if k != "validation_split"})
+    with pytest.raises(ValueError, match=r"updated the entries \[\[20, 40\]\] of θ"):
+        load_checkpoint(path, optimizer=lambda params: optim.Adam(params[0:2], lr=1e-2))
+    loaded = load_checkpoint(path, optimizer=lambda params: optim.Adam(params[2:4], lr=1e-2))
+    assert loaded.optimizer.steps == model_steps(path)
+
+
+def model_steps(path):
+    """The optimizer step count stored in a checkpoint."""
+    return load_with_state(path)[1]["json"]["optimizer"]["step"]
+
+
 def test_a_checkpoint_written_before_the_optimizer_coverage_existed_still_resumes(saved_run):
     craft(saved_run, lambda t, a: t.pop("optimizer_coverage"))
     X, y = data()

@@ -1064,3 +1064,32 @@ def test_an_lbfgs_divergence_names_no_batch_and_no_clipping():
     message = str(info.value)
     assert message.startswith("Training diverged at epoch 1 (step 1): a layer's buffer")
     assert "batch" not in message and "clip" not in message and info.value.batch is None
+
+
+def test_a_skipped_zero_weight_batch_still_has_its_running_statistics_checked():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    y[-16:] = 0
+    X[-16:, 1] *= 1e200  # the last batch: class 0 only (weight 0), its variance overflows
+    norm = nn.BatchNorm1d(4)
+    model = nn.Sequential(norm, nn.Dense(4, 2), seed=0, dtype=np.float64)
+    recorder = StateAfterEachStep(norm)
+    with pytest.raises(TrainingDivergedError, match=r"batch 4 .*running_var of layer 0"):
+        quiet_fit(model, X, y, loss=losses.CrossEntropy(weight=[0.0, 1.0]), epochs=1,
+                  batch_size=16, shuffle=False, callbacks=[recorder],
+                  optimizer=optim.SGD(model.parameters(), lr=0.01))
+    theta, mean, var = recorder.snapshots[-1]
+    assert np.array_equal(norm.running_var, var) and np.isfinite(norm.running_var).all()
+    assert np.array_equal(model.theta, theta)
+
+
+def test_lbfgs_on_a_set_whose_targets_all_weigh_zero_takes_no_step_and_reports_nan():
+    X, _ = xor_data(64)
+    y = np.zeros(64, np.int64)
+    model = mlp(dtype=np.float64)
+    before = model.theta.copy()
+    history = quiet_fit(model, X, y, loss=losses.CrossEntropy(weight=[0.0, 1.0]), epochs=1,
+                        batch_size=16, optimizer=optim.LBFGS(model.parameters()))
+    assert math.isnan(history.history["loss"][0])
+    assert np.array_equal(model.theta, before)
