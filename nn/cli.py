@@ -291,7 +291,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             write(f)
     else:  # a regular file: atomically, nothing half-written
         write_atomically(out, write)
-    print(f"wrote {len(values)} predictions to {args.out}")
+    print(f"wrote {len(values)} predictions to {args.out}", file=sys.stderr)  # not into them
     return 0
 
 

@@ -185,16 +185,21 @@ def _stratified_indices(
     short = n_test - int(per_class.sum())
     if short:
         fraction = exact - per_class
-        tie_break = rng.random(counts.size)
-        while short:  # one round in practice; more only when few classes have room
-            room = per_class + 1 < counts  # after one more, the class keeps a training sample
-            if not room.any():
-                room = per_class < counts
-            # classes with room by largest fraction, ties broken at random: one extra each
-            order = np.lexsort((tie_break, -fraction, ~room))[: min(short, int(room.sum()))]
-            per_class[order] += 1
-            fraction[order] -= 1
-            short -= order.size
+        order = np.lexsort((rng.random(counts.size), -fraction))  # ties broken at random
+        # one extra each, by largest fraction, to classes that keep a training sample after it
+        first = order[per_class[order] + 1 < counts[order]][:short]
+        per_class[first] += 1
+        short -= first.size
+        # only when fewer classes have room than extras are due: fill the room in the same
+        # order, and if even that is not enough, take classes' last samples
+        for limit in (counts - 1, counts):
+            for c in order:
+                if not short:
+                    break
+                give = min(short, int(limit[c] - per_class[c]))
+                if give > 0:
+                    per_class[c] += give
+                    short -= give
 
     test_parts, train_parts = [], []
     for c, k in enumerate(per_class):

@@ -69,7 +69,7 @@ def test_evaluate_and_predict_the_saved_model(digits_model):
     for out in ("pred.csv", "pred.npy"):
         result = run("predict", "digits.npz", "--out", out, cwd=cwd)
         assert_ok(result)
-        assert f"wrote 1797 predictions to {out}" in result.stdout
+        assert f"wrote 1797 predictions to {out}" in result.stderr  # stdout stays data-only
         written = np.load(cwd / out) if out.endswith(".npy") else np.loadtxt(cwd / out)
         assert np.array_equal(written.reshape(-1), model.predict(X).argmax(axis=1))
 
@@ -367,3 +367,14 @@ def test_predict_never_takes_an_npz_label_column_for_a_feature(files, capsys):
     nn.save(cli.build_mlp(64, [8], 10, "relu", 0), "m64.npz")
     assert cli.main(["predict", "m64.npz", "--data", "short.npz", "--out", "p.csv"]) == 2
     assert "needs 64 feature columns" in capsys.readouterr().err
+
+
+def test_predict_to_dev_stdout_writes_only_the_predictions(files):
+    code = ("import sys; from nn import cli; "
+            "sys.exit(cli.main(['predict', 'model.npz', '--out', '/dev/stdout']))")
+    with open("p.csv", "w") as out:
+        result = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE,
+                                text=True)
+    assert result.returncode == 0 and "wrote 1797 predictions" in result.stderr
+    lines = Path("p.csv").read_text().split()
+    assert len(lines) == 1797 and all(s.isdigit() for s in lines)

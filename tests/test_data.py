@@ -486,3 +486,13 @@ def test_a_stratified_split_keeps_every_class_whenever_the_counts_allow_it():
                                                          stratify=True, seed=seed)
                 assert len(y_test) == n_test
                 assert set(y_train) == {0, 1, 2}, (counts, n_test, seed)
+
+
+def test_a_stratified_split_of_one_big_class_and_many_singletons_is_one_pass():
+    """Only the big class can give test samples; they are handed out at once, not one a round."""
+    k = 4000
+    y = np.r_[np.zeros(k, np.int64), np.arange(1, k + 1)]
+    _, _, y_train, y_test = train_test_split(np.zeros((2 * k, 1)), y, k - 1, stratify=True,
+                                             seed=0)
+    assert len(y_test) == k - 1 and set(y_test) == {0}
+    assert len(set(y_train)) == k + 1  # every class keeps a training sample
