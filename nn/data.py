@@ -178,28 +178,30 @@ def _stratified_indices(
 
     # Largest-remainder rounding of n_test * n_c / n: floor first, then one more sample for
     # the classes with the largest fractional parts until the counts add up to n_test. The
-    # floor leaves every class a training sample; the extra one goes first to classes that
-    # keep one after it, so a small class is not left out of training.
+    # floor leaves every class a training sample, and extras go only to classes that keep one
+    # after them while any such class is left; when fewer of those are left than extras are
+    # due, they share the extras evenly.
     exact = n_test * counts / n
     per_class = np.floor(exact).astype(np.int64)
     short = n_test - int(per_class.sum())
     if short:
-        fraction = exact - per_class
-        order = np.lexsort((rng.random(counts.size), -fraction))  # ties broken at random
-        # one extra each, by largest fraction, to classes that keep a training sample after it
-        first = order[per_class[order] + 1 < counts[order]][:short]
-        per_class[first] += 1
-        short -= first.size
-        # only when fewer classes have room than extras are due: fill the room in the same
-        # order, and if even that is not enough, take classes' last samples
-        for limit in (counts - 1, counts):
-            for c in order:
-                if not short:
-                    break
-                give = min(short, int(limit[c] - per_class[c]))
-                if give > 0:
-                    per_class[c] += give
-                    short -= give
+        fraction = exact - per_class  # what each class is still due
+        tie_break = rng.random(counts.size)
+        while short:  # one pass in practice
+            # classes that keep a training sample after one more; if none, any with samples
+            room = counts - 1 - per_class
+            if not (room > 0).any():
+                room = counts - per_class
+            candidates = np.flatnonzero(room > 0)
+            if short < candidates.size:  # one extra each, to the largest fractions still due
+                best = np.lexsort((tie_break[candidates], -fraction[candidates]))[:short]
+                give, chosen = 1, candidates[best]
+            else:  # every class with room gets some: equal shares, capped by the room
+                chosen = candidates
+                give = np.minimum(room[candidates], short // candidates.size)
+            per_class[chosen] += give
+            fraction[chosen] -= give
+            short -= int(np.sum(np.broadcast_to(give, chosen.shape)))
 
     test_parts, train_parts = [], []
     for c, k in enumerate(per_class):

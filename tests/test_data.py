@@ -488,11 +488,24 @@ def test_a_stratified_split_keeps_every_class_whenever_the_counts_allow_it():
                 assert set(y_train) == {0, 1, 2}, (counts, n_test, seed)
 
 
-def test_a_stratified_split_of_one_big_class_and_many_singletons_is_one_pass():
-    """Only the big class can give test samples; they are handed out at once, not one a round."""
+def test_a_stratified_split_of_one_big_class_and_many_singletons_keeps_every_class():
+    """Only the big class can give test samples without emptying a class: it gives them all."""
     k = 4000
     y = np.r_[np.zeros(k, np.int64), np.arange(1, k + 1)]
     _, _, y_train, y_test = train_test_split(np.zeros((2 * k, 1)), y, k - 1, stratify=True,
                                              seed=0)
     assert len(y_test) == k - 1 and set(y_test) == {0}
     assert len(set(y_train)) == k + 1  # every class keeps a training sample
+
+
+def test_a_stratified_split_spreads_extras_evenly_and_within_each_class_share():
+    # two equal classes must take the extras the singletons cannot give, half each
+    y = np.r_[np.zeros(10, np.int64), np.ones(10, np.int64), np.arange(2, 12)]
+    for seed in range(4):
+        y_test = train_test_split(np.zeros((30, 1)), y, 15, stratify=True, seed=seed)[3]
+        assert sorted(np.bincount(y_test, minlength=12)[:2]) == [7, 8]
+    # when a class must give its last sample, it is the one still due the most (class 1,
+    # exact share 3.59), not one already at its rounded-up share (class 2, 8.98 → 9)
+    y = np.repeat(np.arange(6), [11, 4, 10, 9, 9, 6])
+    y_test = train_test_split(np.zeros((49, 1)), y, 44, stratify=True, seed=0)[3]
+    assert np.bincount(y_test).tolist() == [10, 4, 9, 8, 8, 5]
