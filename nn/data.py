@@ -195,13 +195,14 @@ def _stratified_indices(
             candidates = np.flatnonzero(room > 0)
             if short < candidates.size:  # one extra each, to the largest fractions still due
                 best = np.lexsort((tie_break[candidates], -fraction[candidates]))[:short]
-                give, chosen = 1, candidates[best]
+                chosen = candidates[best]
+                give = np.ones(short, dtype=np.int64)
             else:  # every class with room gets some: equal shares, capped by the room
                 chosen = candidates
                 give = np.minimum(room[candidates], short // candidates.size)
             per_class[chosen] += give
             fraction[chosen] -= give
-            short -= int(np.sum(np.broadcast_to(give, chosen.shape)))
+            short -= int(give.sum())
 
     test_parts, train_parts = [], []
     for c, k in enumerate(per_class):
