@@ -225,11 +225,13 @@ def _model_and_data(
     model, state = load_with_state(args.model)
     saved = (state or {}).get("json")
     task = saved.get("task") if isinstance(saved, dict) else None
-    X, y = _load(args.data)
     csv = args.data is not None and args.data.lower().endswith((".csv", ".csv.gz"))
-    if not labels and csv and y is not None and y.ndim == 1 and X.shape[1] + 1 == model.n_features:
-        X = np.column_stack([X, y.astype(X.dtype)])  # the last column was a feature
-        y = None
+    if not labels and csv:  # every column a feature, unless there is one too many: a label
+        X, y = data.load_csv(args.data, labels=False)
+        if X.shape[1] == model.n_features + 1:
+            X = X[:, :-1]
+    else:
+        X, y = _load(args.data)
     if X.shape[1] != model.n_features:
         source = args.data or "the bundled digits (no --data given)"
         columns = X.shape[1] + (y is not None)

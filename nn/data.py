@@ -75,7 +75,7 @@ def load_digits(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     def open_text() -> IO[str]:
         return io.StringIO(text)
 
-    X, y = _read_csv(open_text, name, dtype, header=False)
+    X, y = _read_csv(open_text, name, dtype, header=False, labels=True)
     if X.shape != _DIGITS_SHAPE:  # a damaged installation, not a user error
         raise ValueError(f"{name}: expected shape {_DIGITS_SHAPE}, found {X.shape}")
     return X, y
@@ -250,8 +250,8 @@ def load_dataset(
 
 
 def load_csv(
-    path: PathLike, dtype: DTypeLike = np.float32, header: bool | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    path: PathLike, dtype: DTypeLike = np.float32, header: bool | None = None, labels: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Load a comma-separated file of numbers whose last column is the label.
 
     Blank lines are skipped. A ``.gz`` suffix means gzip-compressed text.
@@ -266,11 +266,14 @@ def load_csv(
         Whether the first row holds column names. ``None`` detects it: the first row is a
         header when none of its cells is a number (a row with a stray word among numbers is
         reported as bad data, not silently dropped).
+    labels : bool
+        Whether the last column holds the labels (default); ``False`` reads every column as
+        a feature (data to predict from) and returns ``y = None``.
 
     Returns
     -------
-    X : ndarray, shape (n_samples, n_columns - 1)
-    y : ndarray, shape (n_samples,)
+    X : ndarray, shape (n_samples, n_columns - 1), or (n_samples, n_columns) without labels
+    y : ndarray, shape (n_samples,), or None without labels
         ``int64`` when every label is a whole number, else ``dtype``.
     """
     dtype = check_dtype(dtype)
@@ -284,7 +287,10 @@ def load_csv(
     else:
         def open_text() -> IO[str]:
             return open(path, encoding="utf-8-sig")
-    return _read_csv(open_text, name, dtype, header)
+    if not isinstance(labels, bool):
+        raise TypeError("Received an invalid value for `labels`, expected True or False. "
+                        f"Received: labels={labels!r}")
+    return _read_csv(open_text, name, dtype, header, labels)
 
 
 def load_npz(
@@ -474,8 +480,9 @@ def _text_errors(name: str) -> Iterator[None]:
 
 
 def _read_csv(
-    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None
-) -> tuple[np.ndarray, np.ndarray]:
+    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None,
+    labels: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Parse with numpy's fast reader; on any problem, rescan to name the line and cell."""
     with _text_errors(name), open_text() as f:
         rows = _data_lines(f)
@@ -500,19 +507,23 @@ def _read_csv(
             except ValueError as exc:
                 numpy_error = exc
 
-    if (data is None or data.shape[1] < 2 or header_width not in (None, data.shape[1])
+    if (data is None or data.shape[1] < 1 + labels or header_width not in (None, data.shape[1])
             or not np.isfinite(data).all()):
         with _text_errors(name):
-            _diagnose_csv(open_text, name, header)
+            _diagnose_csv(open_text, name, header, labels)
         # numpy refused something the line-by-line scan accepts (not expected to happen)
         raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "
                          f"cannot parse ({numpy_error})")
+    if not labels:
+        return _cast(data, dtype, f"{name}: X"), None
     return _cast(data[:, :-1], dtype, f"{name}: X (the feature columns)"), _labels(
         data[:, -1], dtype, f"{name}: the label column"
     )
 
 
-def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> None:
+def _diagnose_csv(
+    open_text: Callable[[], IO[str]], name: str, header: bool, labels: bool
+) -> None:
     """Scan the file line by line and raise a ValueError naming the first problem."""
     with open_text() as f:
         rows = _data_lines(f)
@@ -525,7 +536,7 @@ def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> 
                 raise ValueError(f"{name}, line {header_line[0]}: expected data rows after "
                                  "the header, found none")
         n_columns = len(first[1].split(","))
-        if n_columns < 2:
+        if labels and n_columns < 2:
             other = next((sep for sep in (";", "\t", " ") if sep in first[1].strip()), None)
             hint = f" (the values look separated by {other!r}; use commas)" if other else ""
             raise ValueError(f"{name}, line {first[0]}: expected at least 2 columns (features, "
@@ -542,7 +553,7 @@ def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool) -> 
                 if not _is_number(cell):
                     if not cell.strip():
                         hint = " (a missing value: fill it in or drop the row first)"
-                    elif column == n_columns:
+                    elif labels and column == n_columns:
                         hint = (" (labels must be numbers: encode class names as 0..C-1 "
                                 "first)")
                     elif lineno == first[0] and not header:

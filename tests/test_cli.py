@@ -378,3 +378,18 @@ def test_predict_to_dev_stdout_writes_only_the_predictions(files):
     assert result.returncode == 0 and "wrote 1797 predictions" in result.stderr
     lines = Path("p.csv").read_text().split()
     assert len(lines) == 1797 and all(s.isdigit() for s in lines)
+
+
+def test_a_one_feature_model_predicts_from_a_csv_of_features_only(tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.chdir(tmp_path)
+    x = np.linspace(-1, 1, 50)
+    np.savetxt("one.csv", np.column_stack([x, 3 * x + 1]), delimiter=",")
+    np.savetxt("feat.csv", x[:, None], delimiter=",")
+    assert cli.main(["train", "--data", "one.csv", "--task", "regress", "--epochs", "2",
+                     "--quiet", "--out", "m1.npz"]) == 0
+    for data_file in ("feat.csv", "one.csv"):  # a label column after the feature is optional
+        assert cli.main(["predict", "m1.npz", "--data", data_file, "--out", "p.npy"]) == 0
+        np.testing.assert_allclose(np.load("p.npy")[:, 0],
+                                   nn.load("m1.npz").predict(x[:, None].astype(np.float32))[:, 0],
+                                   rtol=1e-6)

@@ -509,3 +509,15 @@ def test_a_stratified_split_spreads_extras_evenly_and_within_each_class_share():
     y = np.repeat(np.arange(6), [11, 4, 10, 9, 9, 6])
     y_test = train_test_split(np.zeros((49, 1)), y, 44, stratify=True, seed=0)[3]
     assert np.bincount(y_test).tolist() == [10, 4, 9, 8, 8, 5]
+
+
+def test_load_csv_without_labels_reads_every_column_as_a_feature(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("1.5\n2\n-3\n")
+    X, y = load_csv(path, labels=False)
+    assert y is None and X.dtype == np.float32 and X.tolist() == [[1.5], [2.0], [-3.0]]
+    path.write_text("1,2\n1,cat\n")
+    with pytest.raises(ValueError, match=r"line 2, column 2: expected a number, found 'cat'$"):
+        load_csv(path, labels=False)  # no label hint: the column is a feature here
+    with pytest.raises(TypeError, match=r"`labels`, expected True or False"):
+        load_csv(path, labels="no")
