@@ -153,21 +153,14 @@ def _warn_if_the_output_is_squashed(model, loss) -> None:
     """
     from losses import BinaryCrossEntropy, CrossEntropy
 
+    if isinstance(loss, CrossEntropy):
+        squash, remedy = "softmax", ""
+    elif isinstance(loss, BinaryCrossEntropy) and loss.from_logits:
+        squash, remedy = "sigmoid", "; or keep it and use BinaryCrossEntropy(from_logits=False)"
+    else:
+        return
     last = model.layers[-1]
-    squash = getattr(getattr(last, "activation", last), "name", "")
-    expects = (
-        "softmax"
-        if isinstance(loss, CrossEntropy)
-        else "sigmoid"
-        if isinstance(loss, BinaryCrossEntropy) and loss.from_logits
-        else None
-    )
-    if squash and squash == expects:
-        remedy = (
-            "; or keep it and use BinaryCrossEntropy(from_logits=False)"
-            if squash == "sigmoid"
-            else ""
-        )
+    if getattr(getattr(last, "activation", last), "name", "") == squash:  # fused or stand-alone
         warnings.warn(
             f"The model's last layer applies {squash}, but {type(loss).__name__} expects "
             f"logits and applies {squash} itself. Remove the {squash} from the last layer "
@@ -693,8 +686,7 @@ class _Trainer:
         clip, clip_value = self.clip, self.clip_value
         epoch_loss = _SetLoss(loss)
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
-            for *_, array, array_backup in self.layer_buffers:
-                np.copyto(array_backup, array)
+            self._back_up_buffers()
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
             for m in metrics:
@@ -742,8 +734,7 @@ class _Trainer:
         model, loss, batches = self.model, self.loss, self.batches
         rng_state = model.rng.bit_generator.state
         np.copyto(self.backup, model.theta)  # θ and the layer buffers before this epoch
-        for *_, array, array_backup in self.layer_buffers:
-            np.copyto(array_backup, array)
+        self._back_up_buffers()
 
         empty = False
 
@@ -768,8 +759,7 @@ class _Trainer:
             total = objective.result()
             if not math.isfinite(total):
                 model.theta[...] = self.backup
-                for *_, array, array_backup in self.layer_buffers:
-                    np.copyto(array, array_backup)
+                self._restore_buffers()
                 raise TrainingDivergedError(
                     f"Training diverged at epoch {epoch + 1}: the full-batch loss is {total}. "
                     "θ and the layer buffers are restored to their values before this epoch.",
@@ -796,8 +786,7 @@ class _Trainer:
     # -- divergence (off the hot path) --------------------------------------------------------
     def _diverged(self, epoch, batch, quantity, value, detail=""):
         """Undo the refused step's changes to the layer buffers; return the error to raise."""
-        for *_, array, array_backup in self.layer_buffers:
-            np.copyto(array, array_backup)
+        self._restore_buffers()
         what = {
             "loss": f"the loss is {value}",
             "gradient": f"the gradient is not finite{detail}",
@@ -849,15 +838,23 @@ class _Trainer:
         """
         theta = self.model.theta
         if not (math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all()):
-            value, detail = self._first_bad("data")
-            theta[...] = self.backup
-            self.step -= 1
-            raise self._diverged(epoch, batch, "weights", value, detail)
-        bad = self._bad_buffer()
-        if bad is not None:
-            theta[...] = self.backup
-            self.step -= 1
-            raise self._diverged(epoch, batch, "buffers", *bad)
+            quantity, (value, detail) = "weights", self._first_bad("data")
+        else:
+            bad = self._bad_buffer()
+            if bad is None:
+                return
+            quantity, (value, detail) = "buffers", bad
+        theta[...] = self.backup
+        self.step -= 1
+        raise self._diverged(epoch, batch, quantity, value, detail)
+
+    def _back_up_buffers(self) -> None:
+        for *_, array, array_backup in self.layer_buffers:
+            np.copyto(array_backup, array)
+
+    def _restore_buffers(self) -> None:
+        for *_, array, array_backup in self.layer_buffers:
+            np.copyto(array, array_backup)
 
     def _bad_buffer(self) -> tuple[float, str] | None:
         """The first non-finite entry of a layer buffer (e.g. running statistics) and where."""
