@@ -522,11 +522,12 @@ def _check_coverage(info: dict, model, optimizer, path) -> None:
 
 def _coverage(model, optimizer) -> list[list[int]]:
     """The ``[start, stop)`` spans of θ that the optimizer's vectors update, in order."""
-    base, itemsize = model.theta.__array_interface__["data"][0], model.theta.itemsize
+    from optim._vectors import address
+
     spans = []
     for data, _ in optimizer.vectors:
-        start = (data.__array_interface__["data"][0] - base) // itemsize
-        spans.append([int(start), int(start + data.size)])
+        start = (address(data) - address(model.theta)) // model.theta.itemsize
+        spans.append([start, start + data.size])
     return spans
 
 

@@ -414,8 +414,10 @@ def _labels(y: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
 
 
 def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
-    """``a`` (finite) in ``dtype``, refusing values beyond its range: they would become ±inf."""
-    check_finite(a, what, dtype=dtype)
+    """``a`` (already checked finite) in ``dtype``, refusing values beyond a narrower float
+    dtype's range: they would become ±inf."""
+    if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize:
+        check_finite(a, what, dtype=dtype)
     return a.astype(dtype, copy=False)
 
 

@@ -59,7 +59,7 @@ def check_params(params: Iterable[Parameter], name: str = "params") -> list[Para
     return params
 
 
-def _address(a: np.ndarray) -> int:
+def address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
@@ -84,17 +84,17 @@ def one_vector(arrays: list[np.ndarray]) -> np.ndarray | None:
     dtype = first.dtype
     if owner.dtype != dtype or not owner.flags.c_contiguous:
         return None
-    expected = _address(first)
+    expected = address(first)
     for a in arrays:
         if (
             a.dtype != dtype
             or not a.flags.c_contiguous
             or _owner(a) is not owner
-            or _address(a) != expected
+            or address(a) != expected
         ):
             return None
         expected += a.nbytes
-    offset, remainder = divmod(_address(first) - _address(owner), dtype.itemsize)
+    offset, remainder = divmod(address(first) - address(owner), dtype.itemsize)
     if remainder:
         return None
     size = sum(a.size for a in arrays)
