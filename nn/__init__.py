@@ -1,6 +1,13 @@
-"""chainrule's nn package: layers, Sequential, training, model files, data and the CLI."""
+"""chainrule's nn package: layers and Sequential, with training, files, data and tools around.
 
-from nn import data
+The layer math is imported with the package. Everything around it (training, model files,
+data, the command line) is imported on first use (PEP 562 ``__getattr__``, as scipy does),
+so ``optim`` and ``losses`` can import ``nn.checks`` and ``nn.parameter`` without pulling in
+the training loop, and ``import nn`` stays fast.
+"""
+
+import importlib
+
 from nn.activations import (
     ACTIVATIONS,
     ELU,
@@ -15,54 +22,69 @@ from nn.activations import (
     Tanh,
     get_activation,
 )
-from nn.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
-from nn.checkpoint import Checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from nn.container import Sequential
 from nn.dropout import Dropout
-from nn.gradcheck import GradcheckReport, gradcheck
-from nn.layer import Layer
+from nn.layer import LAYER_TYPES, Layer, register_layer
 from nn.linear import Dense
-from nn.metrics import Accuracy, MeanAbsoluteError, MeanSquaredError, Metric
 from nn.normalization import BatchNorm1d, LayerNorm
 from nn.parameter import Parameter
 from nn.preprocessing import Standardize
-from nn.serialization import LAYER_TYPES, ModelFileError, load, save
-from nn.training import History, TrainingDivergedError, evaluate, fit
+
+#: Public names defined in modules that load on first use, by the module defining them.
+_LAZY = {
+    "nn.training": [
+        "Accuracy",
+        "Callback",
+        "Checkpoint",
+        "EarlyStopping",
+        "History",
+        "LearningRateScheduler",
+        "MeanAbsoluteError",
+        "MeanSquaredError",
+        "Metric",
+        "ModelCheckpoint",
+        "StateMismatchError",
+        "TrainingDivergedError",
+        "evaluate",
+        "fit",
+        "load_checkpoint",
+        "restore_checkpoint",
+        "save_checkpoint",
+    ],
+    "nn.files": ["ModelFileError", "load", "save"],
+    "nn.gradcheck": ["GradcheckReport", "gradcheck"],
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+_SUBMODULES = {"checks", "cli", "data", "files", "gradcheck", "init", "training"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"nn.{name}")
+    else:
+        raise AttributeError(f"module 'nn' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES) | _SUBMODULES)
+
 
 __all__ = [
-    "data",
-    "BatchNorm1d",
-    "Dropout",
-    "LayerNorm",
     "ACTIVATIONS",
-    "LAYER_TYPES",
-    "Accuracy",
-    "Callback",
-    "Checkpoint",
-    "EarlyStopping",
-    "History",
-    "LearningRateScheduler",
-    "MeanAbsoluteError",
-    "MeanSquaredError",
-    "Metric",
-    "ModelCheckpoint",
-    "ModelFileError",
-    "Standardize",
-    "TrainingDivergedError",
-    "evaluate",
-    "fit",
-    "load",
-    "load_checkpoint",
-    "restore_checkpoint",
-    "save_checkpoint",
-    "save",
     "ELU",
     "GELU",
+    "LAYER_TYPES",
     "Activation",
+    "BatchNorm1d",
     "Dense",
-    "GradcheckReport",
+    "Dropout",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
     "Parameter",
     "ReLU",
@@ -70,7 +92,10 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Softplus",
+    "Standardize",
     "Tanh",
     "get_activation",
-    "gradcheck",
+    "register_layer",
+    *_LAZY_NAMES,
+    "data",
 ]

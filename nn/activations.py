@@ -10,10 +10,9 @@ import inspect
 import math
 
 import numpy as np
-from scipy.special import erf
 
-from nn.layer import Layer
-from nn.validation import check_finite_real
+from nn.checks import check_finite_real
+from nn.layer import Layer, register_layer
 
 
 class Activation(Layer):
@@ -194,6 +193,8 @@ class GELU(Activation):
     init = "he"
 
     def apply(self, z, out):
+        from scipy.special import erf  # scipy.special takes longer to import than nn: on first use
+
         cdf = self._buffer("phi_cdf", out.shape, out.dtype)
         np.multiply(z, 1 / math.sqrt(2), out=cdf)
         erf(cdf, out=cdf)
@@ -257,6 +258,8 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
     for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU, Softplus, Softmax)
 }
+for _cls in ACTIVATIONS.values():  # the stand-alone activation layers
+    register_layer(_cls)
 
 
 def get_activation(activation: str | dict | Activation | None) -> Activation:

@@ -22,9 +22,9 @@ import numpy as np
 from nn import data
 from nn.activations import ACTIVATIONS
 from nn.container import Sequential
+from nn.files import ModelFileError, load_with_state, save, write_atomically
 from nn.linear import Dense
 from nn.preprocessing import Standardize
-from nn.serialization import ModelFileError, load_with_state, save, write_atomically
 from nn.training import TrainingDivergedError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -214,9 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_and_data(
-    args, labels: bool
-) -> tuple[Sequential, str, np.ndarray, np.ndarray | None]:
+def _model_and_data(args, labels: bool) -> tuple[Sequential, str, np.ndarray, np.ndarray | None]:
     """The saved model, its task and the data; without ``labels``, a CSV may hold features only.
 
     The task is the one ``chainrule train`` recorded; for a model saved from Python it is

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nn.checks import check_array, check_dtype, check_non_negative_int, check_positive_int
 from nn.layer import Layer
 from nn.parameter import Parameter
-from nn.validation import check_array, check_dtype, check_non_negative_int, check_positive_int
 
 if TYPE_CHECKING:
     from nn.training import History
@@ -49,7 +49,7 @@ class Sequential(Layer):
                     f"Sequential takes Layer instances, but argument {i} is "
                     f"{layer!r} of type {type(layer).__name__}"
                 )
-            for part in _layers_within(layer):
+            for part in layers_within(layer):
                 first = owner_of_layer.setdefault(id(part), i)
                 if first != i:
                     raise ValueError(
@@ -248,7 +248,7 @@ class Sequential(Layer):
 
     def save(self, path) -> None:
         """Write the model to one ``.npz`` file, atomically; ``nn.load(path)`` reads it back."""
-        from nn.serialization import save
+        from nn.files import save
 
         save(self, path)
 
@@ -282,12 +282,12 @@ class Sequential(Layer):
         return head + ")\n" + "\n".join(lines) if lines else head + ")"
 
 
-def _layers_within(layer: Layer):
+def layers_within(layer: Layer):
     """``layer`` and, for a Sequential, every layer nested in it."""
     yield layer
     if isinstance(layer, Sequential):
         for inner in layer.layers:
-            yield from _layers_within(inner)
+            yield from layers_within(inner)
 
 
 def _takes_backward_keywords(layer: Layer) -> bool:

@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 from numpy.typing import DTypeLike
 
-from nn.validation import check_dtype, check_finite
+from nn.checks import check_dtype, check_finite
 
 __all__ = [
     "load_csv",
@@ -120,17 +120,22 @@ def train_test_split(
     """
     X = np.asarray(X)
     if X.ndim == 0:
-        raise ValueError("Received an invalid value for `X`, expected an array of samples. "
-                         f"Received: X with shape {X.shape}")
+        raise ValueError(
+            "Received an invalid value for `X`, expected an array of samples. "
+            f"Received: X with shape {X.shape}"
+        )
     n = X.shape[0]
     if y is not None:
         y = np.asarray(y)
         if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"`X` and `y` must have the same number of samples. Received: "
-                             f"X with shape {X.shape}, y with shape {y.shape}")
+            raise ValueError(
+                f"`X` and `y` must have the same number of samples. Received: "
+                f"X with shape {X.shape}, y with shape {y.shape}"
+            )
     if n < 2:
-        raise ValueError(f"Cannot split {n} sample(s) into two non-empty sets; "
-                         "expected at least 2 samples.")
+        raise ValueError(
+            f"Cannot split {n} sample(s) into two non-empty sets; expected at least 2 samples."
+        )
     n_test = _n_test(test_size, n)
     rng = np.random.default_rng(seed)
 
@@ -148,16 +153,22 @@ def train_test_split(
 def _n_test(test_size: float | int, n: int) -> int:
     """The number of test samples for ``test_size`` out of ``n``."""
     if isinstance(test_size, bool) or not isinstance(test_size, Real):
-        raise TypeError("Received an invalid value for `test_size`, expected a fraction in (0, 1) "
-                        f"or a sample count. Received: test_size={test_size!r}")
+        raise TypeError(
+            "Received an invalid value for `test_size`, expected a fraction in (0, 1) "
+            f"or a sample count. Received: test_size={test_size!r}"
+        )
     if isinstance(test_size, Integral):
         if not 1 <= test_size <= n - 1:
-            raise ValueError("Received an invalid value for `test_size`, expected a count in "
-                             f"[1, {n - 1}] for {n} samples. Received: test_size={test_size}")
+            raise ValueError(
+                "Received an invalid value for `test_size`, expected a count in "
+                f"[1, {n - 1}] for {n} samples. Received: test_size={test_size}"
+            )
         return int(test_size)
     if not 0.0 < test_size < 1.0:
-        raise ValueError("Received an invalid value for `test_size`, expected a fraction in "
-                         f"(0, 1). Received: test_size={test_size}")
+        raise ValueError(
+            "Received an invalid value for `test_size`, expected a fraction in "
+            f"(0, 1). Received: test_size={test_size}"
+        )
     return min(max(int(np.ceil(test_size * n)), 1), n - 1)
 
 
@@ -167,11 +178,15 @@ def _stratified_indices(
     """Train and test indices with the class proportions of ``y`` in both parts."""
     if y is None or y.ndim != 1:
         shape = None if y is None else y.shape
-        raise ValueError("`stratify=True` needs class labels `y` of shape (n_samples,). "
-                         f"Received: y with shape {shape}")
+        raise ValueError(
+            "`stratify=True` needs class labels `y` of shape (n_samples,). "
+            f"Received: y with shape {shape}"
+        )
     if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.all(y == np.round(y))):
-        raise ValueError("`stratify=True` needs class labels, found non-integer values in `y` "
-                         "(regression targets cannot be stratified)")
+        raise ValueError(
+            "`stratify=True` needs class labels, found non-integer values in `y` "
+            "(regression targets cannot be stratified)"
+        )
     _, classes = np.unique(y, return_inverse=True)
     counts = np.bincount(classes)
     n = y.shape[0]
@@ -245,8 +260,10 @@ def load_dataset(
         return load_npz(path, dtype=dtype)
     if lower.endswith(".npy"):
         return load_npy(path, dtype=dtype), None
-    raise ValueError(f"{name}: expected a file ending in one of {', '.join(_SUFFIXES)}, "
-                     f"found suffix {os.path.splitext(lower)[1] or '(none)'!r}")
+    raise ValueError(
+        f"{name}: expected a file ending in one of {', '.join(_SUFFIXES)}, "
+        f"found suffix {os.path.splitext(lower)[1] or '(none)'!r}"
+    )
 
 
 def load_csv(
@@ -278,24 +295,29 @@ def load_csv(
     """
     dtype = check_dtype(dtype)
     if header is not None and not isinstance(header, bool):
-        raise TypeError("Received an invalid value for `header`, expected True, False or None. "
-                        f"Received: header={header!r}")
+        raise TypeError(
+            "Received an invalid value for `header`, expected True, False or None. "
+            f"Received: header={header!r}"
+        )
     name = _check_file(path)
     if str(name).lower().endswith(".gz"):
+
         def open_text() -> IO[str]:
             return gzip.open(path, "rt", encoding="utf-8-sig")
     else:
+
         def open_text() -> IO[str]:
             return open(path, encoding="utf-8-sig")
+
     if not isinstance(labels, bool):
-        raise TypeError("Received an invalid value for `labels`, expected True or False. "
-                        f"Received: labels={labels!r}")
+        raise TypeError(
+            "Received an invalid value for `labels`, expected True or False. "
+            f"Received: labels={labels!r}"
+        )
     return _read_csv(open_text, name, dtype, header, labels)
 
 
-def load_npz(
-    path: PathLike, dtype: DTypeLike = np.float32
-) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path: PathLike, dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Load arrays ``X`` and ``y`` from an ``.npz`` archive (never unpickling anything).
 
     Parameters
@@ -316,28 +338,37 @@ def load_npz(
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{name}: expected an .npz archive of arrays `X` and `y`, "
-                         f"found a file numpy cannot read as one ({exc})") from None
+        raise ValueError(
+            f"{name}: expected an .npz archive of arrays `X` and `y`, "
+            f"found a file numpy cannot read as one ({exc})"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{name}: expected an .npz archive of arrays `X` and `y`, "
-                         "found a single .npy array")
+        raise ValueError(
+            f"{name}: expected an .npz archive of arrays `X` and `y`, found a single .npy array"
+        )
     with archive:
         missing = [key for key in ("X", "y") if key not in archive.files]
         if missing:
-            raise ValueError(f"{name}: expected arrays `X` and `y`, found "
-                             f"{sorted(archive.files) or 'no arrays'} (missing "
-                             f"{', '.join(f'`{k}`' for k in missing)})")
+            raise ValueError(
+                f"{name}: expected arrays `X` and `y`, found "
+                f"{sorted(archive.files) or 'no arrays'} (missing "
+                f"{', '.join(f'`{k}`' for k in missing)})"
+            )
         X = _npz_array(archive, "X", name)
         y = _npz_array(archive, "y", name)
 
     _check_numeric(X, f"{name}: array `X`")
     _check_numeric(y, f"{name}: array `y`")
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{name}: expected array `X` of shape (n_samples, n_features) with at "
-                         f"least one sample, found shape {X.shape}")
+        raise ValueError(
+            f"{name}: expected array `X` of shape (n_samples, n_features) with at "
+            f"least one sample, found shape {X.shape}"
+        )
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
-        raise ValueError(f"{name}: expected array `y` of shape ({X.shape[0]},) to match "
-                         f"`X` of shape {X.shape}, found shape {y.shape}")
+        raise ValueError(
+            f"{name}: expected array `y` of shape ({X.shape[0]},) to match "
+            f"`X` of shape {X.shape}, found shape {y.shape}"
+        )
     _check_finite(X, f"{name}: array `X`")
     _check_finite(y, f"{name}: array `y`")
     return _cast(X, dtype, f"{name}: array `X`"), _labels(y, dtype, f"{name}: array `y`")
@@ -364,21 +395,26 @@ def load_npy(
     """
     dtype = check_dtype(dtype)
     if mmap_mode not in (None, "r", "r+", "c"):
-        raise ValueError("Received an invalid value for `mmap_mode`, expected one of None, 'r', "
-                         f"'r+', 'c'. Received: mmap_mode={mmap_mode!r}")
+        raise ValueError(
+            "Received an invalid value for `mmap_mode`, expected one of None, 'r', "
+            f"'r+', 'c'. Received: mmap_mode={mmap_mode!r}"
+        )
     name = _check_file(path)
     try:
         X = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{name}: expected an .npy array, found a file numpy cannot read "
-                         f"as one ({exc})") from None
+        raise ValueError(
+            f"{name}: expected an .npy array, found a file numpy cannot read as one ({exc})"
+        ) from None
     if not isinstance(X, np.ndarray):
         X.close()
         raise ValueError(f"{name}: expected an .npy array, found an .npz archive")
     _check_numeric(X, name)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{name}: expected an array of shape (n_samples, n_features) with at "
-                         f"least one sample, found shape {X.shape}")
+        raise ValueError(
+            f"{name}: expected an array of shape (n_samples, n_features) with at "
+            f"least one sample, found shape {X.shape}"
+        )
     _check_finite(X, name)
     return X if mmap_mode is not None else _cast(X, dtype, name)
 
@@ -389,8 +425,10 @@ def load_npy(
 def _check_file(path: PathLike) -> str:
     """The name to show in messages; raises when ``path`` is not an existing file."""
     if not isinstance(path, str | os.PathLike):
-        raise TypeError("Received an invalid value for `path`, expected a str or path-like. "
-                        f"Received: path={path!r}")
+        raise TypeError(
+            "Received an invalid value for `path`, expected a str or path-like. "
+            f"Received: path={path!r}"
+        )
     name = os.fspath(path)
     if not os.path.exists(name):
         raise FileNotFoundError(f"{name}: expected a data file, found no such file")
@@ -426,8 +464,10 @@ def _npz_array(archive: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray
     try:
         return archive[key]
     except ValueError as exc:
-        raise ValueError(f"{name}: expected array `{key}` of numbers, found an array that "
-                         f"needs pickle to load ({exc})") from None
+        raise ValueError(
+            f"{name}: expected array `{key}` of numbers, found an array that "
+            f"needs pickle to load ({exc})"
+        ) from None
 
 
 def _check_numeric(a: np.ndarray, what: str) -> None:
@@ -440,16 +480,20 @@ def _check_finite(a: np.ndarray, what: str) -> None:
     if a.dtype.kind != "f":
         return
     for start in range(0, a.shape[0], _ROWS_PER_CHUNK):
-        chunk = np.asarray(a[start:start + _ROWS_PER_CHUNK])
+        chunk = np.asarray(a[start : start + _ROWS_PER_CHUNK])
         bad = ~np.isfinite(chunk)
         if bad.any():
             where = np.argwhere(bad)[0]
             where[0] += start
-            count = sum(int((~np.isfinite(np.asarray(a[s:s + _ROWS_PER_CHUNK]))).sum())
-                        for s in range(start, a.shape[0], _ROWS_PER_CHUNK))
+            count = sum(
+                int((~np.isfinite(np.asarray(a[s : s + _ROWS_PER_CHUNK]))).sum())
+                for s in range(start, a.shape[0], _ROWS_PER_CHUNK)
+            )
             index = tuple(int(i) for i in where)
-            raise ValueError(f"{what}: expected finite numbers, found {count} NaN or infinite "
-                             f"value(s), the first {a[index]} at index {index}")
+            raise ValueError(
+                f"{what}: expected finite numbers, found {count} NaN or infinite "
+                f"value(s), the first {a[index]} at index {index}"
+            )
 
 
 def _is_number(cell: str) -> bool:
@@ -474,24 +518,27 @@ def _text_errors(name: str) -> Iterator[None]:
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{name}: expected UTF-8 text, found undecodable bytes ({exc.reason} "
-                         f"at byte {exc.start})") from None
+        raise ValueError(
+            f"{name}: expected UTF-8 text, found undecodable bytes ({exc.reason} "
+            f"at byte {exc.start})"
+        ) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"{name}: expected gzip-compressed CSV, found data that does not "
-                         f"decompress ({exc})") from None
+        raise ValueError(
+            f"{name}: expected gzip-compressed CSV, found data that does not decompress ({exc})"
+        ) from None
 
 
 def _read_csv(
-    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None,
-    labels: bool
+    open_text: Callable[[], IO[str]], name: str, dtype: np.dtype, header: bool | None, labels: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Parse with numpy's fast reader; on any problem, rescan to name the line and cell."""
     with _text_errors(name), open_text() as f:
         rows = _data_lines(f)
         first = next(rows, None)
         if first is None:
-            raise ValueError(f"{name}: expected rows of comma-separated numbers, "
-                             "found only blank lines")
+            raise ValueError(
+                f"{name}: expected rows of comma-separated numbers, found only blank lines"
+            )
         if header is None:
             # a header names every column: a row with some numbers is data (with a typo)
             header = not any(_is_number(c) for c in first[1].split(","))
@@ -502,20 +549,25 @@ def _read_csv(
         if first is not None:
             lines = itertools.chain([first[1]], (line for _, line in rows))
             try:
-                data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2,
-                                  comments=None)
+                data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
             except UnicodeDecodeError:
                 raise
             except ValueError as exc:
                 numpy_error = exc
 
-    if (data is None or data.shape[1] < 1 + labels or header_width not in (None, data.shape[1])
-            or not np.isfinite(data).all()):
+    if (
+        data is None
+        or data.shape[1] < 1 + labels
+        or header_width not in (None, data.shape[1])
+        or not np.isfinite(data).all()
+    ):
         with _text_errors(name):
             _diagnose_csv(open_text, name, header, labels)
         # numpy refused something the line-by-line scan accepts (not expected to happen)
-        raise ValueError(f"{name}: expected rows of comma-separated numbers, found data numpy "
-                         f"cannot parse ({numpy_error})")
+        raise ValueError(
+            f"{name}: expected rows of comma-separated numbers, found data numpy "
+            f"cannot parse ({numpy_error})"
+        )
     if not labels:
         return _cast(data, dtype, f"{name}: X"), None
     return _cast(data[:, :-1], dtype, f"{name}: X (the feature columns)"), _labels(
@@ -523,9 +575,7 @@ def _read_csv(
     )
 
 
-def _diagnose_csv(
-    open_text: Callable[[], IO[str]], name: str, header: bool, labels: bool
-) -> None:
+def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool, labels: bool) -> None:
     """Scan the file line by line and raise a ValueError naming the first problem."""
     with open_text() as f:
         rows = _data_lines(f)
@@ -535,35 +585,45 @@ def _diagnose_csv(
             header_line = first
             first = next(rows, None)
             if first is None:
-                raise ValueError(f"{name}, line {header_line[0]}: expected data rows after "
-                                 "the header, found none")
+                raise ValueError(
+                    f"{name}, line {header_line[0]}: expected data rows after "
+                    "the header, found none"
+                )
         n_columns = len(first[1].split(","))
         if labels and n_columns < 2:
             other = next((sep for sep in (";", "\t", " ") if sep in first[1].strip()), None)
             hint = f" (the values look separated by {other!r}; use commas)" if other else ""
-            raise ValueError(f"{name}, line {first[0]}: expected at least 2 columns (features, "
-                             f"then the label), found {n_columns}{hint}")
+            raise ValueError(
+                f"{name}, line {first[0]}: expected at least 2 columns (features, "
+                f"then the label), found {n_columns}{hint}"
+            )
         if header_line is not None and len(header_line[1].split(",")) != n_columns:
-            raise ValueError(f"{name}, line {header_line[0]}: expected a header of {n_columns} "
-                             f"names like the data rows, found {len(header_line[1].split(','))}")
+            raise ValueError(
+                f"{name}, line {header_line[0]}: expected a header of {n_columns} "
+                f"names like the data rows, found {len(header_line[1].split(','))}"
+            )
         for lineno, line in itertools.chain([first], rows):
             cells = line.split(",")
             if len(cells) != n_columns:
-                raise ValueError(f"{name}, line {lineno}: expected {n_columns} columns, "
-                                 f"found {len(cells)}")
+                raise ValueError(
+                    f"{name}, line {lineno}: expected {n_columns} columns, found {len(cells)}"
+                )
             for column, cell in enumerate(cells, start=1):
                 if not _is_number(cell):
                     if not cell.strip():
                         hint = " (a missing value: fill it in or drop the row first)"
                     elif labels and column == n_columns:
-                        hint = (" (labels must be numbers: encode class names as 0..C-1 "
-                                "first)")
+                        hint = " (labels must be numbers: encode class names as 0..C-1 first)"
                     elif lineno == first[0] and not header:
                         hint = " (pass header=True if the first row names the columns)"
                     else:
                         hint = ""
-                    raise ValueError(f"{name}, line {lineno}, column {column}: expected a "
-                                     f"number, found {cell.strip()!r}{hint}")
+                    raise ValueError(
+                        f"{name}, line {lineno}, column {column}: expected a "
+                        f"number, found {cell.strip()!r}{hint}"
+                    )
                 if not np.isfinite(float(cell)):
-                    raise ValueError(f"{name}, line {lineno}, column {column}: expected a "
-                                     f"finite number, found {cell.strip()!r}")
+                    raise ValueError(
+                        f"{name}, line {lineno}, column {column}: expected a "
+                        f"finite number, found {cell.strip()!r}"
+                    )

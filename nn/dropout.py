@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from nn.layer import Layer
-from nn.validation import check_fraction
+from nn.checks import check_fraction
+from nn.layer import Layer, register_layer
 
 __all__ = ["Dropout"]
 
 _RANDOM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout: out = x ⊙ m / (1 − p) with m ~ Bernoulli(1 − p) in training.
 

@@ -122,3 +122,22 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+#: The layer types model files can hold, by class name: the built-in layers, and classes
+#: registered in code with :func:`register_layer`. Loading builds no other class.
+LAYER_TYPES: dict[str, type[Layer]] = {}
+
+
+def register_layer(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: let model files hold layers of type ``cls`` (by its class name)."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer takes a Layer subclass. Received: {cls!r}")
+    known = LAYER_TYPES.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(
+            f"A layer type named {cls.__name__!r} is registered already ({known!r}); "
+            "give the class another name"
+        )
+    LAYER_TYPES[cls.__name__] = cls
+    return cls

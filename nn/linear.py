@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from nn.activations import Activation, get_activation
+from nn.checks import check_positive_int
 from nn.init import get_initializer
-from nn.layer import Layer
+from nn.layer import Layer, register_layer
 from nn.parameter import Parameter
-from nn.validation import check_positive_int
 
 
 def _allocate_weights(n_in: int, n_out: int) -> np.ndarray:
@@ -28,6 +28,7 @@ def _allocate_weights(n_in: int, n_out: int) -> np.ndarray:
         ) from None
 
 
+@register_layer
 class Dense(Layer):
     """Fully connected layer: z = x·W + b, a = σ(z).
 

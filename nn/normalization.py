@@ -7,9 +7,9 @@ import numbers
 
 import numpy as np
 
-from nn.layer import Layer
+from nn.checks import check_positive_int
+from nn.layer import Layer, register_layer
 from nn.parameter import Parameter
-from nn.validation import check_positive_int
 
 __all__ = ["BatchNorm1d", "LayerNorm"]
 
@@ -117,6 +117,7 @@ class _Normalization(Layer):
         return dgamma, dbeta
 
 
+@register_layer
 class BatchNorm1d(_Normalization):
     """Batch normalisation: out = γ ⊙ (x − μ) / √(σ² + ε) + β, per feature, as in PyTorch.
 
@@ -277,6 +278,7 @@ class BatchNorm1d(_Normalization):
         return f"BatchNorm1d({self.n_features}, momentum={self.momentum}, eps={self.eps})"
 
 
+@register_layer
 class LayerNorm(_Normalization):
     """Layer normalisation: out = γ ⊙ (x − μ) / √(σ² + ε) + β, per sample, as in PyTorch.
 

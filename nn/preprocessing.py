@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nn.layer import Layer
-from nn.validation import check_positive_int
+from nn.checks import check_positive_int
+from nn.layer import Layer, register_layer
 
 __all__ = ["Standardize"]
 
 
+@register_layer
 class Standardize(Layer):
     """Standardize each feature: ``out = (x − mean) / scale``.
 
@@ -75,12 +76,16 @@ class Standardize(Layer):
         if not isinstance(X, np.ndarray):
             X = np.asarray(X)
         if X.dtype.kind not in "biuf":
-            raise TypeError("Received an invalid value for `X`, expected real numbers. "
-                            f"Received: X with dtype {X.dtype}")
+            raise TypeError(
+                "Received an invalid value for `X`, expected real numbers. "
+                f"Received: X with dtype {X.dtype}"
+            )
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != self.n_features:
-            raise ValueError(f"Received an invalid value for `X`, expected shape (n_samples, "
-                             f"{self.n_features}) with n_samples >= 1. Received: X with shape "
-                             f"{X.shape}")
+            raise ValueError(
+                f"Received an invalid value for `X`, expected shape (n_samples, "
+                f"{self.n_features}) with n_samples >= 1. Received: X with shape "
+                f"{X.shape}"
+            )
 
         n = 0
         mean = np.zeros(self.n_features, dtype=np.float64)
@@ -93,8 +98,10 @@ class Standardize(Layer):
             chunk = np.asarray(X[start : start + batch_size], dtype=np.float64)
             if not np.isfinite(chunk).all():
                 row = start + int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
-                raise ValueError(f"Received an invalid value for `X`, expected finite numbers. "
-                                 f"Received: NaN or infinity in row {row}")
+                raise ValueError(
+                    f"Received an invalid value for `X`, expected finite numbers. "
+                    f"Received: NaN or infinity in row {row}"
+                )
             n_b = chunk.shape[0]
             mean_b = chunk.mean(axis=0)
             dev = np.subtract(chunk, mean_b, out=deviations[:n_b])
@@ -130,8 +137,10 @@ class Standardize(Layer):
             A buffer of the layer, in the dtype of ``mean``.
         """
         if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"Standardize expected input of shape (batch, {self.n_features}), "
-                             f"received shape {x.shape}")
+            raise ValueError(
+                f"Standardize expected input of shape (batch, {self.n_features}), "
+                f"received shape {x.shape}"
+            )
         out = self._buffer("out", x.shape, self.mean.dtype)
         np.subtract(x, self.mean, out=out)
         out /= self.scale
@@ -173,8 +182,10 @@ class Standardize(Layer):
     def output_features(self, n_in: int) -> int:
         """``n`` (the shape is unchanged); raises if ``n_in`` is not ``n``."""
         if n_in != self.n_features:
-            raise ValueError(f"Standardize(n_features={self.n_features}) expected "
-                             f"{self.n_features} input features, received {n_in}")
+            raise ValueError(
+                f"Standardize(n_features={self.n_features}) expected "
+                f"{self.n_features} input features, received {n_in}"
+            )
         return n_in
 
     def config(self) -> dict:

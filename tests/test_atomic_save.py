@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import nn
-from nn.serialization import remove_stale_temporaries
+from nn.files import remove_stale_temporaries
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and POSIX process ids")
 

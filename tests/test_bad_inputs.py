@@ -816,8 +816,8 @@ def _crafted(path, theta=None, **overrides):
     import json
 
     desc = {
-        "format": nn.serialization.FORMAT,
-        "version": nn.serialization.VERSION,
+        "format": nn.files.FORMAT,
+        "version": nn.files.VERSION,
         "dtype": "float32",
         "n_parameters": 3,
         "layers": [{"type": "Dense", "config": {"n_in": 2, "n_out": 1}}],

@@ -256,7 +256,7 @@ def test_checkpoints_run_after_the_other_callbacks(tmp_path):
     model.fit(X, y, loss="mse", optimizer=opt, epochs=1, progress=False,
               callbacks=[nn.ModelCheckpoint(path, save_training_state=True),
                          optim.StepLR(opt, step_size=1, gamma=0.5)])
-    from nn.checkpoint import load_checkpoint
+    from nn.training import load_checkpoint
 
     assert load_checkpoint(path).optimizer_state["lr"] == 0.05
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nn
-from nn.metrics import METRICS, get_metric
+from nn.training.metrics import METRICS, get_metric
 
 
 def _stream(metric, pred, target, sizes):
@@ -109,7 +109,7 @@ def test_fit_rejects_an_unknown_metric_before_training():
 
 def test_accuracy_rejects_one_dimensional_predictions_with_a_value_error():
     with pytest.raises(ValueError, match=r"predictions of shape \(N, C\).*\(2,\)"):
-        nn.metrics.Accuracy().update(np.array([0.3, -1.0]), np.array([1, 0]))
+        nn.training.metrics.Accuracy().update(np.array([0.3, -1.0]), np.array([1, 0]))
 
 
 @pytest.mark.parametrize("name", ["mae", "mse"])

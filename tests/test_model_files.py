@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 import nn
-from nn.serialization import FORMAT, LAYER_TYPES, VERSION, ModelFileError
+from nn import LAYER_TYPES
+from nn.files import FORMAT, VERSION, ModelFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -153,7 +154,7 @@ def test_training_state_round_trips_with_json_and_arrays(tmp_path):
     }
     path = tmp_path / "ckpt.npz"
     nn.save(model, path, state=state)
-    loaded, got = nn.serialization.load_with_state(path)
+    loaded, got = nn.files.load_with_state(path)
     assert got["json"] == state["json"]
     assert set(got["arrays"]) == set(state["arrays"])
     for key, array in state["arrays"].items():
@@ -346,7 +347,7 @@ def test_forged_sizes_are_refused_without_allocating(tmp_path):
 
 
 def test_too_many_members_are_refused_before_zipfile_reads_them(tmp_path):
-    members = [(f"state.k{i}.npy", b"") for i in range(nn.serialization._MAX_MEMBERS + 1)]
+    members = [(f"state.k{i}.npy", b"") for i in range(nn.files.archive.MAX_MEMBERS + 1)]
     p = write_zip(tmp_path / "m.npz", members)
     load_fails(p, "declares 16385 members")
 
@@ -413,7 +414,7 @@ def test_json_bombs_are_refused(tmp_path):
     load_fails(crafted(p, big), "at most 1 MiB")
     digits = json.dumps(description())[:-1] + ', "training": ' + "9" * 5000 + "}"
     load_fails(crafted(p, digits.encode()), "not valid JSON|damaged")
-    layers = [{"type": "ReLU", "config": {}}] * (nn.serialization._MAX_LAYERS + 1)
+    layers = [{"type": "ReLU", "config": {}}] * (nn.files.model_file.MAX_LAYERS + 1)
     load_fails(
         crafted(p, description(layers=layers, n_parameters=0), {"theta": np.zeros(0, np.float32)}),
         "4097 layers",

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import losses
 import nn
-from nn.serialization import ModelFileError
+from nn.files import ModelFileError
 
 # -- random architectures pass the gradient check -------------------------------------------------
 

@@ -18,9 +18,14 @@ import pytest
 
 import nn
 import optim
-from nn.callbacks import StateMismatchError
-from nn.checkpoint import Checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
-from nn.serialization import ModelFileError, load_with_state, save
+from nn.files import ModelFileError, load_with_state, save
+from nn.training import (
+    Checkpoint,
+    StateMismatchError,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 
 
 def data(n=90, seed=0):

@@ -58,43 +58,22 @@ import inspect
 import json
 import math
 import os
-import re
-import secrets
-import stat
-import struct
-import zipfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from nn import activations
 from nn.container import Sequential
-from nn.dropout import Dropout
-from nn.layer import Layer
-from nn.linear import Dense
-from nn.normalization import BatchNorm1d, LayerNorm
-from nn.preprocessing import Standardize
+from nn.files.archive import KEY, ArchiveReader, open_archive, write_archive
+from nn.files.atomic import as_path
+from nn.layer import LAYER_TYPES
 
 FORMAT = "chainrule.model"
 VERSION = 1
-_MAX_DESCRIPTION_BYTES = 1 << 20
-_MAX_JSON_DEPTH = 64
-_MAX_LAYERS = 4096
-_MAX_MEMBERS = 16384
-_MAX_NDIM = 8
-_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-
-#: The only layer types a model file may name.
-LAYER_TYPES: dict[str, type[Layer]] = {
-    "Dense": Dense,
-    "Standardize": Standardize,
-    "Dropout": Dropout,
-    "BatchNorm1d": BatchNorm1d,
-    "LayerNorm": LayerNorm,
-    **{cls.__name__: cls for cls in activations.ACTIVATIONS.values()},
-}
+MAX_DESCRIPTION_BYTES = 1 << 20
+MAX_JSON_DEPTH = 64
+MAX_LAYERS = 4096
+MAX_NDIM = 8
 
 #: The dtypes an array of a model file may have (θ and buffers: the model's float dtype).
 STATE_DTYPES = frozenset(
@@ -115,14 +94,6 @@ STATE_DTYPES = frozenset(
 
 _TOP_LEVEL_KEYS = {"format", "version", "dtype", "n_parameters", "layers", "training", "arrays"}
 _REQUIRED_KEYS = ("format", "version", "dtype", "n_parameters", "layers")
-
-
-class ModelFileError(ValueError):
-    """A model file is unreadable, damaged, foreign or inconsistent with its description.
-
-    The message names the file and the reason. Raised by :func:`load` for every defect of a
-    file's content; a missing path raises ``FileNotFoundError`` instead.
-    """
 
 
 # -- saving ---------------------------------------------------------------------------------
@@ -159,7 +130,7 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
             "Received an invalid value for `model`, expected a Sequential. "
             f"Received: {type(model).__name__}"
         )
-    path = _as_path(path)
+    path = as_path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"Cannot save to {str(path)!r}: the directory {str(path.parent)!r} does not exist"
@@ -202,30 +173,16 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
     for key, array in state_arrays.items():
         arrays[f"state.{key}"] = array
     text = json.dumps(description).encode()
-    if len(text) > _MAX_DESCRIPTION_BYTES:
+    if len(text) > MAX_DESCRIPTION_BYTES:
         raise ValueError(
             f"The model's description is {len(text)} bytes of JSON; model files allow at most "
-            f"{_MAX_DESCRIPTION_BYTES} (fewer layers or a smaller `state['json']`)"
+            f"{MAX_DESCRIPTION_BYTES} (fewer layers or a smaller `state['json']`)"
         )
-    if len(layers) > _MAX_LAYERS:
+    if len(layers) > MAX_LAYERS:
         raise ValueError(
-            f"Model files hold at most {_MAX_LAYERS} layers; this model has {len(layers)}"
+            f"Model files hold at most {MAX_LAYERS} layers; this model has {len(layers)}"
         )
-    _write_atomically(path, {"description": np.frombuffer(text, dtype=np.uint8), **arrays})
-
-
-def _as_path(path: object) -> Path:
-    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            "Received an invalid value for `path`, expected a str or os.PathLike. "
-            f"Received: path={path!r} of type {type(path).__name__}"
-        )
-    fspath = os.fspath(path)
-    if not isinstance(fspath, str) or not fspath:
-        raise TypeError(
-            f"Received an invalid value for `path`, expected a file name. Received: {path!r}"
-        )
-    return Path(fspath)
+    write_archive(path, {"description": np.frombuffer(text, dtype=np.uint8), **arrays})
 
 
 def _require_finite(what: str, array: np.ndarray) -> None:
@@ -253,16 +210,16 @@ def _check_state(state: object) -> tuple[Any, dict[str, np.ndarray]]:
         )
     checked = {}
     for key, value in arrays.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
+        if not isinstance(key, str) or not KEY.fullmatch(key):
             raise ValueError(
                 "Received an invalid key in `state['arrays']`, expected letters, digits, "
                 f"'_', '.' and '-' (no path separators). Received: {key!r}"
             )
         array = np.asarray(value)
-        if array.dtype.name not in STATE_DTYPES or array.ndim > _MAX_NDIM:
+        if array.dtype.name not in STATE_DTYPES or array.ndim > MAX_NDIM:
             raise TypeError(
                 f"Received an invalid value for `state['arrays'][{key!r}]`, expected a "
-                f"numeric array of at most {_MAX_NDIM} dimensions with a dtype from "
+                f"numeric array of at most {MAX_NDIM} dimensions with a dtype from "
                 f"{sorted(STATE_DTYPES)}. Received: dtype {array.dtype}, shape {array.shape}"
             )
         checked[key] = array
@@ -275,118 +232,6 @@ def _check_state(state: object) -> tuple[Any, dict[str, np.ndarray]]:
         ) from None
     _check_depth(training, lambda reason: ValueError(f"`state['json']` is {reason}"))
     return training, checked
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an uncompressed zip next to ``path``, then ``os.replace`` it."""
-
-    def write_zip(raw: BinaryIO) -> None:
-        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name, array in arrays.items():
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(
-                        member, np.ascontiguousarray(array), allow_pickle=False
-                    )
-
-    write_atomically(path, write_zip)
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a new file next to ``path``, fsync it, then ``os.replace`` it.
-
-    Readers of ``path`` see the old file or the complete new one, never a part; if ``write``
-    raises, the temporary file is removed and ``path`` is left as it was. Temporaries that
-    killed writers left behind are removed first (see the module documentation).
-    """
-    path = Path(path)
-    directory = path.parent
-    remove_stale_temporaries(path)
-    while True:
-        tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:  # O_EXCL: never follow or reuse an existing name; 0o666 & ~umask as a new file
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-            )
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            write(raw)
-            raw.flush()
-            os.fsync(raw.fileno())
-        try:  # keep the permissions of the file being replaced
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        except OSError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files that killed saves to ``path`` left behind.
-
-    Those are the files ``.<name>.<pid>.<random>.tmp`` next to ``path`` whose process ``pid``
-    no longer runs on this host. :func:`save` calls this before it writes. On systems without
-    POSIX process ids nothing is removed.
-
-    Returns
-    -------
-    list of Path
-        The files removed.
-    """
-    path = _as_path(path)
-    if os.name != "posix":
-        return []
-    pattern = re.compile(re.escape(f".{path.name}.") + r"([0-9]+)\.[0-9a-f]{8}\.tmp")
-    removed = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return []
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:
-            pass
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # it exists under another user, or we cannot tell: keep its file
-    return True
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -409,203 +254,28 @@ def load(path: str | os.PathLike) -> Sequential:
 
 def load_with_state(path: str | os.PathLike) -> tuple[Sequential, dict]:
     """Like :func:`load`, also returning the saved training state (``{"json", "arrays"}``)."""
-    path = _as_path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No model file at {str(path)!r}")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a chainrule model file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: is not a regular file, not a chainrule model file")
-    with open(path, "rb") as raw:
-        size = os.fstat(raw.fileno()).st_size
-        try:
-            capped = _CappedReader(raw, size)
-            _check_end_record(capped, size, path)
-            with zipfile.ZipFile(capped) as zf:
-                return _Reader(zf, path, size).read()
-        except ModelFileError:
-            raise
-        except Exception as err:  # any other defect of the bytes: one documented error type
-            raise ModelFileError(
-                f"{path}: damaged or not a chainrule model file ({type(err).__name__}: {err})"
-            ) from err
+    with open_archive(path) as archive:
+        return _ModelReader(archive).read()
 
 
-class _CappedReader:
-    """A read-only, seekable view of a file that never reads past the size it had at open.
+class _ModelReader:
+    """Checks one opened archive against its description, then builds the model."""
 
-    ``zipfile`` trusts the sizes written in the archive; reading through this wrapper means
-    a forged size can at most make it read (and allocate) what the file actually holds.
-    """
-
-    def __init__(self, raw, size: int) -> None:
-        self._raw, self._size = raw, size
-
-    def read(self, n: int = -1) -> bytes:
-        left = max(0, self._size - self._raw.tell())
-        if n is None or n < 0 or n > left:
-            n = left
-        return self._raw.read(n)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
-
-
-def _fail(path: Path, reason: str) -> ModelFileError:
-    return ModelFileError(f"{path}: {reason}")
-
-
-def _check_end_record(f: _CappedReader, size: int, path: Path) -> None:
-    """Refuse archives that declare more members than a model file has, before zipfile
-    builds one object per member."""
-    if size == 0:
-        raise _fail(path, "the file is empty; not a chainrule model file")
-    tail_len = min(size, 22 + 0xFFFF)
-    f.seek(size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < 22:
-        raise _fail(
-            path,
-            "not a zip archive (no end-of-central-directory record); not a chainrule model file",
-        )
-    _, _, _, _, n_members, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at : at + 22])
-    if n_members == 0xFFFF and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
-        (offset,) = struct.unpack("<Q", tail[at - 12 : at - 4])
-        if offset + 56 > size:
-            raise _fail(path, "the zip64 end record lies outside the file")
-        f.seek(offset)
-        record = f.read(56)
-        if record[:4] != b"PK\x06\x06":
-            raise _fail(path, "the zip64 end record is damaged")
-        n_members, cd_size = struct.unpack("<QQ", record[32:48])
-    if n_members > _MAX_MEMBERS:
-        raise _fail(
-            path,
-            f"the archive declares {n_members} members; model files have at most {_MAX_MEMBERS}",
-        )
-    if cd_size > size:
-        raise _fail(
-            path, f"the zip directory declares {cd_size} bytes, more than the file's {size}"
-        )
-    f.seek(0)
-
-
-class _Reader:
-    """Checks one opened archive against its description, then reads it."""
-
-    def __init__(self, zf: zipfile.ZipFile, path: Path, size: int) -> None:
-        self.zf, self.path, self.size = zf, path, size
-
-    def fail(self, reason: str) -> ModelFileError:
-        return _fail(self.path, reason)
-
-    # -- the container ----------------------------------------------------------------------
-    def _members(self) -> dict[str, zipfile.ZipInfo]:
-        infos = self.zf.infolist()
-        if len(infos) > _MAX_MEMBERS:
-            raise self.fail(f"the archive holds {len(infos)} members; at most {_MAX_MEMBERS}")
-        members: dict[str, zipfile.ZipInfo] = {}
-        for info in infos:
-            name = info.filename
-            if "/" in name or "\\" in name:
-                raise self.fail(
-                    f"member {name!r} has a path separator; model files hold only flat members"
-                )
-            if name != info.orig_filename:
-                raise self.fail(f"member name {info.orig_filename!r} is malformed")
-            if name in members:
-                raise self.fail(f"member {name!r} appears twice; not a file written by chainrule")
-            if not name.endswith(".npy") or not _KEY.fullmatch(name[:-4]):
-                raise self.fail(f"unexpected member {name!r}; not a chainrule model file?")
-            if info.flag_bits & 0x1:
-                raise self.fail(f"member {name!r} is encrypted")
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise self.fail(
-                    f"member {name!r} is compressed; model files store arrays uncompressed"
-                )
-            if info.compress_size != info.file_size:
-                raise self.fail(
-                    f"member {name!r} declares {info.file_size} bytes but stores "
-                    f"{info.compress_size}; the file is damaged"
-                )
-            if info.header_offset + info.compress_size > self.size:
-                raise self.fail(
-                    f"member {name!r} declares {info.file_size} bytes at offset "
-                    f"{info.header_offset}, beyond the end of the {self.size}-byte file "
-                    "(truncated or damaged)"
-                )
-            members[name] = info
-        return members
-
-    def _header(self, name: str, dtype: np.dtype, shape: tuple[int, ...] | None):
-        """Check member ``name``'s .npy header; return (info, dtype, shape, offset, nbytes).
-
-        ``shape=None`` accepts any 1-D length. Reads only the header.
-        """
-        info = self.members.get(f"{name}.npy")
-        if info is None:
-            raise self.fail(f"missing array {name!r}; not a chainrule model file?")
-        with self.zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                found_shape, fortran, found_dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                found_shape, fortran, found_dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise self.fail(f"array {name!r} has an unsupported .npy version {version}")
-            offset = f.tell()
-        found_shape = tuple(found_shape)
-        if shape is None and len(found_shape) == 1:
-            shape = found_shape
-        if found_dtype != dtype or found_shape != shape or fortran:
-            declared = "a 1-D array" if shape is None else f"{dtype}{list(shape)}"
-            raise self.fail(
-                f"array {name!r} is {found_dtype}{list(found_shape)}"
-                f"{' (Fortran order)' if fortran else ''}, but the description declares "
-                f"{declared}"
-            )
-        nbytes = dtype.itemsize * math.prod(shape)
-        if info.file_size != offset + nbytes:
-            raise self.fail(
-                f"array {name!r} declares {math.prod(shape)} elements ({nbytes} bytes), but its "
-                f"member holds {info.file_size - offset} bytes of data"
-            )
-        return info, dtype, shape, offset, nbytes
-
-    def _data(self, name: str, checked) -> np.ndarray:
-        """Read the array whose header ``checked`` verified; the zip CRC is checked too."""
-        info, dtype, shape, offset, nbytes = checked
-        with self.zf.open(info) as f:
-            f.read(offset)
-            data = f.read(nbytes)
-            if len(data) != nbytes or f.read(1):
-                raise self.fail(f"array {name!r} is truncated or has trailing bytes")
-        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    def __init__(self, archive: ArchiveReader) -> None:
+        self.archive, self.members, self.fail = archive, archive.members, archive.fail
 
     # -- the whole file -----------------------------------------------------------------------
     def read(self) -> tuple[Sequential, dict]:
-        self.members = self._members()
 
         # 1. The description: size, strict JSON, schema.
         info = self.members.get("description.npy")
         if info is None:
             raise self.fail("no description; not a chainrule model file")
-        if info.file_size > _MAX_DESCRIPTION_BYTES + 128:
+        if info.file_size > MAX_DESCRIPTION_BYTES + 128:
             raise self.fail(f"the description is {info.file_size} bytes; at most 1 MiB")
-        raw = self._data("description", self._header("description", np.dtype(np.uint8), None))
+        raw = self.archive.data(
+            "description", self.archive.header("description", np.dtype(np.uint8), None)
+        )
         description = self._parse(raw)
         dtype = np.dtype(description["dtype"])
 
@@ -631,7 +301,7 @@ class _Reader:
             raise self.fail(f"unexpected members {extra[:5]}; not written by this chainrule?")
         checked = {}
         for name, (dt, shape) in wanted.items():
-            checked[name] = self._header(name, dt, shape)
+            checked[name] = self.archive.header(name, dt, shape)
 
         # 4. Build the model: allocation is bounded by the sizes checked above.
         try:
@@ -641,20 +311,21 @@ class _Reader:
             raise self.fail(f"the described architecture is invalid: {err}") from None
 
         # 5. The data.
-        theta = self._data("theta", checked["theta"])
+        theta = self.archive.data("theta", checked["theta"])
         if not np.isfinite(theta).all():
             raise self.fail("θ holds NaN or infinity; refusing a model with non-finite weights")
         model.theta[...] = theta
         for i, layer in enumerate(model.layers):
             for name in layer.buffers():
                 key = f"buffer.{i}.{name}"
-                array = self._data(key, checked[key])
+                array = self.archive.data(key, checked[key])
                 if not np.isfinite(array).all():
                     raise self.fail(f"buffer {name!r} of layer {i} holds NaN or infinity")
                 getattr(layer, name)[...] = array
         model.eval()
         state_arrays = {
-            key: self._data(f"state.{key}", checked[f"state.{key}"]).copy() for key in state_specs
+            key: self.archive.data(f"state.{key}", checked[f"state.{key}"]).copy()
+            for key in state_specs
         }
         return model, {"json": description.get("training"), "arrays": state_arrays}
 
@@ -695,8 +366,8 @@ class _Reader:
         layers = description["layers"]
         if not isinstance(layers, list) or not layers:
             raise self.fail("the description lists no layers")
-        if len(layers) > _MAX_LAYERS:
-            raise self.fail(f"the description lists {len(layers)} layers; at most {_MAX_LAYERS}")
+        if len(layers) > MAX_LAYERS:
+            raise self.fail(f"the description lists {len(layers)} layers; at most {MAX_LAYERS}")
         return description
 
     def _layer_entry(self, i: int, entry: object):
@@ -732,12 +403,12 @@ class _Reader:
             raise self.fail("the description's 'arrays' is not an object")
         out = {}
         for key, spec in specs.items():
-            if not _KEY.fullmatch(key):
+            if not KEY.fullmatch(key):
                 raise self.fail(f"state array name {key!r} is not a plain name")
             ok = isinstance(spec, dict) and set(spec) == {"dtype", "shape"}
             shape = spec.get("shape") if ok else None
             ok = ok and spec["dtype"] in STATE_DTYPES and isinstance(shape, list)
-            ok = ok and len(shape) <= _MAX_NDIM
+            ok = ok and len(shape) <= MAX_NDIM
             ok = ok and all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
             )
@@ -755,8 +426,8 @@ def _check_depth(value: object, fail) -> None:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if depth > _MAX_JSON_DEPTH:
-            raise fail(f"JSON nested more than {_MAX_JSON_DEPTH} levels deep")
+        if depth > MAX_JSON_DEPTH:
+            raise fail(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):

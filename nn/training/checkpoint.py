@@ -20,7 +20,7 @@ state the next epoch reads:
   checkpoints), matched on resume by position and class.
 
 The file is a model file (``nn.load(PATH)`` reads the model alone), written atomically by
-:func:`nn.serialization.save`: its ``training`` section is this JSON::
+:func:`nn.files.save`: its ``training`` section is this JSON::
 
     {"kind": "chainrule.checkpoint", "version": 1, "epoch": int,
      "rng": {...}, "optimizer": {scalars of state_dict()},
@@ -33,7 +33,7 @@ and the arrays are stored as ``state.optimizer.<name>`` and ``state.callback.<po
 
 A checkpoint may come from anyone. Reading one checks every entry of that JSON (types,
 shapes, each declared array present and claimed) and raises
-:class:`~nn.serialization.ModelFileError` naming the file for anything malformed, including
+:class:`~nn.files.ModelFileError` naming the file for anything malformed, including
 callback states their callback rejects. Resuming is all or nothing: the states are loaded
 into copies first, and the model, optimizer, callbacks and generator are written only once
 everything has loaded. Objects that do not match the saved ones (architecture, optimizer
@@ -52,9 +52,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nn.callbacks import StateMismatchError
-from nn.serialization import ModelFileError, load_with_state, save
-from nn.training import History
+from nn.files import ModelFileError, load_with_state, save
+from nn.training.history import History, StateMismatchError
+from optim import Optimizer
+from optim._vectors import address
 
 KIND = "chainrule.checkpoint"
 VERSION = 1
@@ -176,8 +177,6 @@ def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) 
     ValueError, TypeError
         If the optimizer does not match the saved state.
     """
-    from optim import Optimizer
-
     model, state = load_with_state(path)
     info = _parse(state, path, model)
     _set_rng(model, info["rng"], path)
@@ -223,7 +222,7 @@ def restore_checkpoint(
     ValueError
         If the objects passed in do not match the saved ones: another architecture, another
         optimizer class or hyperparameters, a schedule saved with other hyperparameters
-        (:class:`~nn.callbacks.StateMismatchError`).
+        (:class:`~nn.training.StateMismatchError`).
     """
     saved, state = load_with_state(path)
     info = _parse(state, path, saved)
@@ -297,7 +296,7 @@ def restore_checkpoint(
 def _load_state(obj, state: dict, key: str | None, path) -> None:
     """``obj.load_state_dict(state)`` for the optimizer (``key`` None) or callback ``key``.
 
-    A callback's :class:`~nn.callbacks.StateMismatchError` stays one (a user error); its
+    A callback's :class:`~nn.training.StateMismatchError` stays one (a user error); its
     other errors mean the saved state is malformed (ModelFileError).
     """
     if key is None:
@@ -522,8 +521,6 @@ def _check_coverage(info: dict, model, optimizer, path) -> None:
 
 def _coverage(model, optimizer) -> list[list[int]]:
     """The ``[start, stop)`` spans of θ that the optimizer's vectors update, in order."""
-    from optim._vectors import address
-
     spans = []
     for data, _ in optimizer.vectors:
         start = (address(data) - address(model.theta)) // model.theta.itemsize

@@ -10,15 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-
-class StateMismatchError(ValueError):
-    """A saved callback state is well-formed but was saved with another configuration.
-
-    Raised by :meth:`Callback.load_state_dict` when, for instance, a schedule is resumed with
-    other hyperparameters than the ones it was saved with: a user error, reported as such by
-    ``fit(..., resume_from=...)``, whereas any other error of ``load_state_dict`` means the
-    checkpoint is damaged (:class:`~nn.serialization.ModelFileError`).
-    """
+from nn.training.checkpoint import save_checkpoint
+from nn.training.history import StateMismatchError
+from optim.lr_scheduler import LRScheduler
 
 
 class Callback:
@@ -349,7 +343,7 @@ class ModelCheckpoint(Callback):
     save_best_only : bool
         Only write when ``monitor`` improves on the best value so far.
     save_training_state : bool
-        Write a training checkpoint (:func:`nn.checkpoint.save_checkpoint`: the model plus
+        Write a training checkpoint (:func:`nn.training.checkpoint.save_checkpoint`: the model plus
         the optimizer's state, the epoch, ``model.rng``, the history and the callbacks'
         state) that ``fit(..., resume_from=path)`` continues exactly. The file still loads
         with ``nn.load`` as a plain model.
@@ -401,8 +395,6 @@ class ModelCheckpoint(Callback):
                 f"use {{epoch}} and the logs {sorted(logs)}"
             ) from None
         if self.save_training_state:
-            from nn.checkpoint import save_checkpoint
-
             save_checkpoint(
                 path,
                 self.model,
@@ -452,8 +444,6 @@ class LearningRateScheduler(Callback):
     """
 
     def __init__(self, scheduler, monitor: str | None = None) -> None:
-        from optim.lr_scheduler import LRScheduler
-
         if not isinstance(scheduler, LRScheduler):
             raise TypeError(
                 "Received an invalid value for `scheduler`, expected an optim learning-rate "

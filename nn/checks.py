@@ -113,8 +113,7 @@ def check_array(
         )
     if X.ndim == 0:
         raise ValueError(
-            f"{name} must be an array with one row per sample, but is a scalar ({X!r}, "
-            f"shape ())"
+            f"{name} must be an array with one row per sample, but is a scalar ({X!r}, shape ())"
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples (shape {X.shape}); at least 1 is required")

@@ -1,0 +1,32 @@
+"""Training: fit and evaluate, the trainer and its batches, callbacks, metrics, checkpoints."""
+
+from nn.training.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from nn.training.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from nn.training.history import History, StateMismatchError, TrainingDivergedError
+from nn.training.loop import evaluate, fit
+from nn.training.metrics import Accuracy, MeanAbsoluteError, MeanSquaredError, Metric
+
+__all__ = [
+    "Accuracy",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "History",
+    "LearningRateScheduler",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Metric",
+    "ModelCheckpoint",
+    "StateMismatchError",
+    "TrainingDivergedError",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "restore_checkpoint",
+    "save_checkpoint",
+]

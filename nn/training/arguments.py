@@ -1,0 +1,237 @@
+"""The arguments of ``fit`` and ``evaluate``: resolved by name and checked up front."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+
+import losses
+import optim
+from nn.checks import check_array, check_finite, check_same_length
+from nn.training.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
+from nn.training.metrics import Metric, get_metric
+from optim.lr_scheduler import LRScheduler
+
+
+def resolve_loss(loss):
+    return losses.get(loss)
+
+
+def resolve_optimizer(optimizer, model):
+    if isinstance(optimizer, str):
+        return optim.get(optimizer, model.parameters())
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(
+            "Received an invalid value for `optimizer`, expected an optim.Optimizer or a name "
+            f"such as 'sgd' or 'adam'. Received: optimizer={optimizer!r}"
+        )
+    if not any(np.may_share_memory(data, model.theta) for data, _ in optimizer.vectors):
+        raise ValueError(
+            "Received an invalid value for `optimizer`: it updates parameters that are not "
+            "this model's (was it built on another model's parameters?). Build it with "
+            "optimizer=optim.SGD(model.parameters(), lr=...) on the model you fit."
+        )
+    return optimizer
+
+
+def resolve_callbacks(callbacks: Iterable) -> list[Callback]:
+    """Callbacks in the order they run: schedules wrapped, checkpoints moved to the end.
+
+    A :class:`ModelCheckpoint` runs after every other callback, so the state it saves (for
+    instance the learning rate a schedule has just set) is the one the next epoch starts from.
+    """
+    if isinstance(callbacks, (Callback, LRScheduler)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            "Received an invalid value for `callbacks`, expected a list of Callback or "
+            f"learning-rate schedule instances. Received: callbacks={callbacks!r}"
+        )
+    resolved = []
+    for cb in callbacks:
+        if isinstance(cb, LRScheduler):
+            cb = LearningRateScheduler(cb)
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"Received an invalid value in `callbacks`, expected Callback or learning-rate "
+                f"schedule instances. Received: {cb!r}"
+            )
+        resolved.append(cb)
+    return sorted(resolved, key=lambda cb: isinstance(cb, ModelCheckpoint))
+
+
+def resolve_metrics(metrics) -> list[Metric]:
+    if isinstance(metrics, (str, Metric)) or not isinstance(metrics, Iterable):
+        raise TypeError(
+            "Received an invalid value for `metrics`, expected a list of names or Metric "
+            f"instances such as ['accuracy']. Received: metrics={metrics!r}"
+        )
+    return [get_metric(m) for m in metrics]
+
+
+def warn_if_the_output_is_squashed(model, loss) -> None:
+    """Warn when the last layer applies softmax (sigmoid) for a loss that expects logits.
+
+    The loss applies it again: the model still trains, but slowly and to a worse optimum (a
+    new user's digits model stopped at 80% instead of 99.6%). Keras warns the same way.
+    """
+    if isinstance(loss, losses.CrossEntropy):
+        squash, remedy = "softmax", ""
+    elif isinstance(loss, losses.BinaryCrossEntropy) and loss.from_logits:
+        squash, remedy = "sigmoid", "; or keep it and use BinaryCrossEntropy(from_logits=False)"
+    else:
+        return
+    last = model.layers[-1]
+    if getattr(getattr(last, "activation", last), "name", "") == squash:  # fused or stand-alone
+        warnings.warn(
+            f"The model's last layer applies {squash}, but {type(loss).__name__} expects "
+            f"logits and applies {squash} itself. Remove the {squash} from the last layer "
+            f"(predict then gives logits: apply {squash} to them for probabilities){remedy}",
+            stacklevel=4,
+        )
+
+
+def check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
+    """Targets checked against the model's outputs, up front; returned as an array.
+
+    Class labels ``(N,)`` (for CrossEntropy, or for a model with several outputs when no
+    loss is given) must be whole numbers in ``[0, n_outputs)``. Any other targets must have
+    the model's output width; a 1-D y is one column, and becomes ``(N, 1)`` for a loss.
+    Catching this here names ``y`` and its shape; the loss would only see the first batch.
+    """
+    y = check_array(y, name, ndim=None)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D, but has shape {y.shape}")
+    n_outputs = model_outputs(model)
+    labels = y.ndim == 1 and (
+        isinstance(loss, losses.CrossEntropy) or (loss is None and n_outputs not in (None, 1))
+    )
+    if labels:
+        check_labels(y, n_outputs, name)
+        return y
+    check_finite(y, name, dtype=model.dtype)  # targets too large for the model's dtype
+    width = 1 if y.ndim == 1 else y.shape[1]
+    if n_outputs is not None and width != n_outputs:
+        kind = "class-probability rows" if isinstance(loss, losses.CrossEntropy) else "targets"
+        raise ValueError(
+            f"{name} has shape {y.shape}, but the model has {n_outputs} output(s): expected "
+            f"{kind} of shape ({len(y)}, {n_outputs})"
+            + (
+                f" or class labels of shape ({len(y)},)"
+                if isinstance(loss, losses.CrossEntropy)
+                else ""
+            )
+        )
+    if y.ndim == 1 and loss is not None:
+        y = y.reshape(-1, 1)
+    return y
+
+
+def model_outputs(model) -> int | None:
+    """The number of output columns, when the model declares its input features."""
+    n = model.n_features
+    if n is None:
+        return None
+    for layer in model.layers:
+        n = layer.output_features(n)
+    return n
+
+
+def check_labels(y: np.ndarray, n_classes: int | None, name: str = "y") -> None:
+    """Class labels: whole numbers in [0, n_classes), checked up front.
+
+    The loss checks each batch too, but only when it reaches it: a bad label in the last
+    batch would otherwise stop training after most of an epoch.
+    """
+    if y.dtype.kind == "b":
+        raise TypeError(
+            f"{name} must hold integer class labels for CrossEntropy, but has dtype bool; "
+            f"pass {name}.astype(int) for classes 0 and 1"
+        )
+    if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
+        i = int(np.flatnonzero(y != np.floor(y))[0])
+        raise ValueError(
+            f"{name} must hold integer class labels for CrossEntropy, but {name}[{i}] is "
+            f"{y[i].item()!r}"
+        )
+    low, high = y.min(), y.max()
+    if low < 0 or (n_classes is not None and high >= n_classes):
+        i = int(np.flatnonzero((y < 0) | (y >= (n_classes or np.inf)))[0])
+        raise ValueError(
+            f"{name} has a class label out of range: {name}[{i}] is {y[i].item()!r}, but the "
+            f"model has {n_classes} outputs, so labels must lie in 0..{(n_classes or 0) - 1}"
+        )
+
+
+def check_sample_weight(sample_weight: object, n: int, dtype: np.dtype, name: str):
+    """``sample_weight`` as a finite, non-negative ``(n,)`` array of the model's dtype."""
+    if sample_weight is None:
+        return None
+    sw = check_array(sample_weight, name, ndim=1)
+    if sw.shape != (n,):
+        raise ValueError(
+            f"{name} must have shape ({n},), one weight per sample, but has shape {sw.shape}"
+        )
+    if sw.min() < 0:
+        i = int(np.flatnonzero(sw < 0)[0])
+        raise ValueError(f"{name} must be non-negative, but {name}[{i}] is {sw[i].item()!r}")
+    return np.asarray(sw, dtype=dtype)
+
+
+def check_clip(name: str, clip: object) -> float | None:
+    """A clipping bound: None, or a positive finite number (optim's own check)."""
+    return None if clip is None else optim._checks.positive(name, clip)
+
+
+def check_choice(name: str, value: object, choices: tuple, expected: str) -> None:
+    if not any(value is choice for choice in choices):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected {expected}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def check_path(name: str, path: object) -> None:
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Received an invalid value for `{name}`, expected a file path. "
+            f"Received: {name}={path!r}"
+        )
+
+
+def split_validation(X, y, sw, validation_data, validation_split, loss, model):
+    """(training X, y, weights) and the validation triple (or None), all checked."""
+    if validation_data is not None and validation_split:
+        raise ValueError(
+            "Received both `validation_data` and `validation_split`; expected at most one. "
+            f"Received: validation_split={validation_split!r} with validation_data"
+        )
+    if validation_split:
+        n_val = int(math.ceil(len(X) * validation_split))
+        if n_val >= len(X):
+            raise ValueError(f"validation_split={validation_split} leaves no training samples")
+        val = (X[-n_val:], y[-n_val:], None if sw is None else sw[-n_val:])
+        X, y = X[:-n_val], y[:-n_val]
+        sw = None if sw is None else sw[:-n_val]
+        return X, y, sw, val
+    if validation_data is None:
+        return X, y, sw, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "`validation_data` must be a tuple (X_val, y_val) or (X_val, y_val, "
+            f"sample_weight_val). Received: {type(validation_data).__name__}"
+        )
+    X_val = check_array(validation_data[0], "X_val", n_features=model.n_features, dtype=model.dtype)
+    y_val = check_targets(validation_data[1], loss, model, "y_val")
+    check_same_length(X_val, y_val, "X_val", "y_val")
+    sw_val = None
+    if len(validation_data) == 3:
+        sw_val = check_sample_weight(
+            validation_data[2], len(X_val), model.dtype, "sample_weight_val"
+        )
+    return X, y, sw, (X_val, y_val, sw_val)
+
+
+# -- mini-batches ----------------------------------------------------------------------------

@@ -1,0 +1,369 @@
+"""The training loop: fit, evaluate and the History they return.
+
+``fit`` draws mini-batches into buffers it owns (so ``X`` may be memory-mapped and larger
+than memory), runs forward, the loss and backward, checks that the loss, the gradient and the
+new weights are finite, optionally clips ∇θ, and lets the optimizer update θ. At the end of
+each epoch it validates, records the epoch's values in :class:`History`, runs the callbacks
+(learning-rate schedules, early stopping, checkpoints) and, with ``checkpoint=``, writes a
+training checkpoint from which ``resume_from=`` continues bitwise exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nn.checks import (
+    check_array,
+    check_fraction,
+    check_non_negative_int,
+    check_positive_int,
+    check_same_length,
+)
+from nn.normalization import BatchNorm1d
+from nn.preprocessing import Standardize
+from nn.training.arguments import (
+    check_choice,
+    check_clip,
+    check_path,
+    check_sample_weight,
+    check_targets,
+    resolve_callbacks,
+    resolve_loss,
+    resolve_metrics,
+    resolve_optimizer,
+    split_validation,
+    warn_if_the_output_is_squashed,
+)
+from nn.training.batches import Batches, SetLoss
+from nn.training.callbacks import ModelCheckpoint
+from nn.training.checkpoint import restore_checkpoint
+from nn.training.history import History
+from nn.training.metrics import Metric
+from nn.training.trainer import Trainer
+
+
+def fit(
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    loss,
+    optimizer,
+    epochs: int,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    validation_data: tuple | None = None,
+    validation_split: float = 0.0,
+    metrics: Sequence[str | Metric] = (),
+    callbacks: Sequence = (),
+    progress: bool | None = None,
+    clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
+    sample_weight: np.ndarray | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
+) -> History:
+    """Train ``model`` by mini-batch gradient descent and return the per-epoch History.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : array_like, shape (n_samples, n_features)
+        May be a ``np.memmap`` (or ``np.load(..., mmap_mode="r")``) larger than memory:
+        batches are gathered into a reused buffer and cast to the model's dtype.
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+        Class labels ``(N,)`` for CrossEntropy (checked against the number of outputs up
+        front); any other loss compares with the output, a 1-D y as one column.
+    loss : Loss or str
+    optimizer : Optimizer or str
+        Built on ``model.parameters()``. A full-batch optimizer (:class:`optim.LBFGS`) is
+        called once per epoch on the whole training set.
+    epochs : int
+        The epoch to train up to; a resumed run continues from the checkpoint's epoch.
+    batch_size : int, default 32
+        The last batch of an epoch holds the remaining samples.
+    shuffle : bool, default True
+        A new permutation each epoch, drawn from ``model.rng``.
+    seed : int, optional
+        Re-seed ``model.rng`` (shuffling, dropout masks) first: same seed, same data and
+        same initial model give bitwise the same θ and history.
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+    validation_split : float, default 0
+        Hold out the last fraction of the samples (before shuffling) for validation.
+    metrics : sequence of str or Metric
+        ``"accuracy"``, ``"mae"``, ``"mse"``; logged per epoch (running over the epoch's
+        batches), and with a ``val_`` prefix when validating.
+    callbacks : sequence of Callback or learning-rate schedule
+        Schedules are wrapped in :class:`~nn.LearningRateScheduler` (stepped once per epoch;
+        ``ReduceLROnPlateau`` gets ``val_loss``, or ``loss`` without validation).
+    progress : bool or None
+        ``None``: a tqdm bar per epoch on a terminal, plus one plain line per epoch on
+        stderr (the only output when stderr is not a terminal); ``True``: the bar and the
+        lines; ``False``: silent.
+    clip_grad_norm : float, optional
+        Before each step, ∇θ ← ∇θ · c / (‖∇θ‖ + 1e-6) when ‖∇θ‖ > c, as
+        :func:`optim.clip_grad_norm`.
+    clip_grad_value : float, optional
+        Before each step, clip every component of ∇θ into [−c, c], as
+        :func:`optim.clip_grad_value`. Give at most one of the two clipping arguments.
+    sample_weight : array_like, shape (n_samples,), optional
+        Non-negative finite weights, passed per batch as
+        ``loss.forward(pred, target, sample_weight=...)``: with ``reduction="mean"`` each
+        sample's loss is multiplied by its weight and the denominator stays the unweighted
+        one (Keras's ``sum_over_batch_size``). Metrics are unweighted.
+    checkpoint : path, optional
+        Write a training checkpoint there (atomically) after every epoch: the model, the
+        optimizer's state, the epoch, ``model.rng``'s state, the history and the callbacks'
+        state (see :mod:`nn.checkpoint`).
+    resume_from : path, optional
+        A checkpoint to continue from: restores θ and the layers' buffers into ``model``,
+        the optimizer's state into ``optimizer``, ``model.rng`` (``seed`` is then ignored),
+        the history and the state of callbacks passed in the same order, then trains from
+        the checkpoint's epoch up to ``epochs``. 2 epochs, save, resume to 4 gives bitwise
+        the θ of 4 epochs in one run.
+
+    Returns
+    -------
+    History
+        ``history.history["loss"]``, metrics, ``val_*`` and ``lr`` (the rate used during the
+        epoch) per epoch.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss, the gradient or the updated weights stop being finite; θ keeps its
+        last finite value (the optimizer's moments are not rolled back).
+    """
+    loss = resolve_loss(loss)
+    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
+    y = check_targets(y, loss, model)
+    check_same_length(X, y)
+    sample_weight = check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    validation_split = check_fraction("validation_split", validation_split)
+    clip = check_clip("clip_grad_norm", clip_grad_norm)
+    clip_value = check_clip("clip_grad_value", clip_grad_value)
+    if clip is not None and clip_value is not None:
+        raise ValueError(
+            "Received both `clip_grad_norm` and `clip_grad_value`; expected at most one. "
+            f"Received: clip_grad_norm={clip_grad_norm!r}, clip_grad_value={clip_grad_value!r}"
+        )
+    check_choice("shuffle", shuffle, (True, False), "a bool")
+    check_choice("progress", progress, (None, True, False), "True, False or None")
+    if seed is not None:
+        check_non_negative_int("seed", seed)
+    check_path("checkpoint", checkpoint)
+    check_path("resume_from", resume_from)
+    optimizer = resolve_optimizer(optimizer, model)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Standardize) and not layer.mean.any() and (layer.scale == 1).all():
+            warnings.warn(
+                f"layer {i}, {layer!r}, was never adapted (mean 0, scale 1), so it passes the "
+                f"features through unchanged; call model.layers[{i}].adapt(X_train) before fit",
+                stacklevel=3,
+            )
+    warn_if_the_output_is_squashed(model, loss)
+    if not np.isfinite(model.theta).all():
+        bad = next(
+            f"{p.name} of layer {i}"
+            for i, layer in enumerate(model.layers)
+            for p in layer.parameters()
+            if not np.isfinite(p.data).all()
+        )
+        raise ValueError(
+            f"The model's weights must be finite before training, but {bad} holds NaN or infinity"
+        )
+    if (clip is not None or clip_value is not None) and optimizer.full_batch:
+        name = "clip_grad_norm" if clip is not None else "clip_grad_value"
+        raise ValueError(
+            f"`{name}` does not apply to {type(optimizer).__name__}, which minimises "
+            "the full-batch loss with its own line search"
+        )
+    metric_objs = resolve_metrics(metrics)
+    callbacks = resolve_callbacks(callbacks)
+    if checkpoint is not None:  # after the user's callbacks, so their states keep positions
+        callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
+    X, y, sample_weight, val = split_validation(
+        X, y, sample_weight, validation_data, validation_split, loss, model
+    )
+    if len(X) % batch_size == 1 and any(isinstance(la, BatchNorm1d) for la in model.layers):
+        raise ValueError(
+            f"With {len(X)} training samples and batch_size={batch_size} the last batch holds "
+            "1 sample, which BatchNorm1d cannot normalise in training; choose another batch_size"
+        )
+
+    batches = Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype)
+    trainer = Trainer(model, loss, optimizer, batches, metric_objs, clip, clip_value, callbacks)
+    history = History()
+    model.stop_training = False
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "steps": len(batches),
+        "optimizer": optimizer,
+        "history": history,
+        "callbacks": callbacks,
+    }
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.set_params(params)
+        cb.on_train_begin({})
+
+    initial_epoch = 0
+    if resume_from is not None:
+        restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
+        initial_epoch = restored.epoch
+        history.history, history.epoch = restored.history.history, restored.history.epoch
+        if initial_epoch >= epochs:
+            warnings.warn(
+                f"{resume_from} is at epoch {initial_epoch} already and epochs={epochs} is the "
+                "epoch to train up to, so nothing was trained; pass a larger `epochs`",
+                stacklevel=3,
+            )
+    elif seed is not None:
+        model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+
+    show_lines = progress is not False
+    show_bar = progress is True or (progress is None and sys.stderr.isatty())
+    val_metrics = [copy.deepcopy(m) for m in metric_objs]
+    was_training = model.training
+    model.train()
+    try:
+        for epoch in range(initial_epoch, epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
+            for m in metric_objs:
+                m.reset()
+            # Overflow and NaN are checked explicitly (TrainingDivergedError), so numpy's
+            # warnings would only repeat that, or flag harmless saturation (exp of -1000).
+            with np.errstate(over="ignore", invalid="ignore"):
+                if optimizer.full_batch:
+                    epoch_loss = trainer.full_batch_epoch(epoch)
+                    bar = None
+                else:
+                    order = model.rng.permutation(len(X)) if shuffle else None
+                    bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
+                    epoch_loss = trainer.epoch(epoch, order, bar)
+            logs = {"loss": epoch_loss}
+            logs.update({m.name: m.result() for m in metric_objs})
+            if val is not None:
+                results = _evaluate_batches(model, *val, loss, val_metrics, max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in results.items()})
+                model.train()
+            logs["lr"] = float(optimizer.lr)
+            _end_epoch_output(bar, logs, epoch, epochs, show_lines)
+            history.record(epoch, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        model.train(was_training)
+    for cb in callbacks:
+        cb.on_train_end(history.history)
+    return history
+
+
+def evaluate(
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    loss=None,
+    metrics: Sequence[str | Metric] = (),
+    batch_size: int = 1024,
+    sample_weight: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Loss and metrics of ``model`` on (X, y), in evaluation mode, batch by batch.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, n_features)
+        May be memory-mapped; read and cast batch by batch.
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+    loss : Loss or str, optional
+    metrics : sequence of str or Metric
+    batch_size : int, default 1024
+    sample_weight : array_like, shape (n_samples,), optional
+        Weights of the loss (as in ``fit``); metrics are unweighted.
+
+    Returns
+    -------
+    dict
+        ``{"loss": ..., metric name: ...}`` (``loss`` only when a loss is given): the loss of
+        the whole set, whatever ``batch_size`` (batch means weighted by their denominators,
+        batch sums added up).
+    """
+    if loss is None and not metrics:
+        raise ValueError(
+            "evaluate needs loss= or metrics= (or both): a model keeps no loss of its own, "
+            "e.g. model.evaluate(X, y, loss='cross_entropy', metrics=['accuracy'])"
+        )
+    loss = resolve_loss(loss) if loss is not None else None
+    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
+    y = check_targets(y, loss, model)
+    check_same_length(X, y)
+    sample_weight = check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
+    batch_size = check_positive_int("batch_size", batch_size)
+    metric_objs = resolve_metrics(metrics)
+    was_training = model.training
+    model.eval()
+    try:
+        return _evaluate_batches(model, X, y, sample_weight, loss, metric_objs, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[str, float]:
+    """``evaluate`` on checked inputs, in evaluation mode (the caller restores the mode)."""
+    model.eval()
+    for m in metric_objs:
+        m.reset()
+    set_loss = SetLoss(loss)
+    for start in range(0, len(X), batch_size):
+        stop = start + batch_size
+        xb = np.asarray(X[start:stop], dtype=model.dtype)
+        yb = np.asarray(y[start:stop])
+        pred = model.forward(xb)
+        if loss is not None:
+            if sw is None:
+                set_loss.add(loss.forward(pred, yb), len(xb))
+            else:
+                set_loss.add(loss.forward(pred, yb, sw[start:stop]), len(xb))
+        for m in metric_objs:
+            m.update(pred, yb)
+    results = {"loss": set_loss.result()} if loss is not None else {}
+    results.update({m.name: m.result() for m in metric_objs})
+    return results
+
+
+# -- progress output -------------------------------------------------------------------------
+
+
+def _progress_bar(epoch: int, epochs: int, n_batches: int):
+    return tqdm(
+        total=n_batches,
+        desc=f"Epoch {epoch + 1}/{epochs}",
+        unit="batch",
+        leave=False,
+        file=sys.stderr,
+        mininterval=0.1,
+    )
+
+
+def _end_epoch_output(bar, logs: dict, epoch: int, epochs: int, show_lines: bool) -> None:
+    """Close the epoch's bar and print one plain summary line (log-file friendly)."""
+    if bar is not None:
+        bar.close()
+    if show_lines:
+        summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
+        print(f"Epoch {epoch + 1}/{epochs}  {summary}", file=sys.stderr, flush=True)
