@@ -40,56 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from nn.checks import check_finite, check_one_of, check_sample_weight
+
 REDUCTIONS = ("mean", "sum")
-
-
-# -- checks shared by the losses ----------------------------------------------------------
-def check_reduction(reduction: Any) -> str:
-    """Return ``reduction`` if it is one of ``REDUCTIONS``, else raise ``ValueError``."""
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(
-            f"Received an invalid value for `reduction`, expected one of {REDUCTIONS}. "
-            f"Received: reduction={reduction!r}"
-        )
-    return reduction
-
-
-def check_real(name: str, value: Any) -> float:
-    """Return ``value`` as a finite Python float, else raise ``TypeError``/``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(
-            f"Received an invalid value for `{name}`, expected a real number. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
-def check_weight_vector(name: str, value: Any) -> np.ndarray:
-    """Return per-class weights as a finite, non-negative 1-D float64 array (a copy)."""
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"Received an invalid value for `{name}`, expected a 1-D array of real numbers. "
-            f"Received: {name}={value!r}"
-        ) from None
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a non-empty 1-D array "
-            f"(one weight per class). Received: {name} with shape {arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected finite non-negative weights. "
-            f"Received: {name}={arr.tolist()}"
-        )
-    return arr
 
 
 def as_pred(pred: ArrayLike) -> np.ndarray:
@@ -130,49 +83,6 @@ def check_same_shape(pred: np.ndarray, target: np.ndarray) -> None:
         )
 
 
-def check_finite(name: str, arr: np.ndarray) -> None:
-    """Raise ``ValueError`` if a floating-point ``arr`` holds NaN or inf.
-
-    One pass with no temporary array: the sum of the values is finite unless some value is
-    NaN or inf (or the sum overflows, in which case an exact check runs).
-    """
-    if not np.issubdtype(arr.dtype, np.floating) or math.isfinite(float(np.sum(arr))):
-        return
-    n_nan = int(np.count_nonzero(np.isnan(arr)))
-    n_inf = int(np.count_nonzero(np.isinf(arr)))
-    if n_nan or n_inf:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected finite values. "
-            f"Received: {name} with {n_nan} NaN and {n_inf} infinite value(s)"
-        )
-
-
-def check_sample_weight(sample_weight: ArrayLike | None, pred: np.ndarray) -> np.ndarray | None:
-    """``sample_weight`` as a finite ``(N,)`` array of ``pred``'s dtype, or ``None``."""
-    if sample_weight is None:
-        return None
-    sw = np.asarray(sample_weight)
-    if sw.dtype == np.bool_ or not np.issubdtype(sw.dtype, np.number) or np.iscomplexobj(sw):
-        raise TypeError(
-            "Received an invalid value for `sample_weight`, expected an array of real "
-            f"numbers. Received: sample_weight with dtype {sw.dtype}"
-        )
-    n = pred.shape[0]
-    if sw.shape != (n,):
-        raise ValueError(
-            "Received an invalid value for `sample_weight`, expected shape (N,) = "
-            f"({n},), one weight per sample. Received: sample_weight with shape {sw.shape}"
-        )
-    check_finite("sample_weight", sw)
-    if sw.size and sw.min() < 0:
-        i = int(np.flatnonzero(sw < 0)[0])
-        raise ValueError(
-            "Received an invalid value for `sample_weight`, expected non-negative weights. "
-            f"Received: sample_weight[{i}]={sw[i].item()!r}"
-        )
-    return sw.astype(pred.dtype, copy=False)
-
-
 def per_sample(w: np.ndarray, ndim: int) -> np.ndarray:
     """A view of the ``(N,)`` weights shaped ``(N, 1, ..., 1)`` to broadcast over a batch."""
     return w.reshape(w.shape + (1,) * (ndim - 1))
@@ -199,7 +109,7 @@ class Loss:
     """
 
     def __init__(self, reduction: str = "mean") -> None:
-        self.reduction = check_reduction(reduction)
+        self.reduction = check_one_of("reduction", reduction, REDUCTIONS)
         self._buffers: dict[str, np.ndarray] = {}
         self._pred: np.ndarray | None = None
 
@@ -224,7 +134,11 @@ class Loss:
             The reduced loss.
         """
         pred = as_pred(pred)
-        sw = check_sample_weight(sample_weight, pred)
+        sw = (
+            None
+            if sample_weight is None
+            else check_sample_weight("sample_weight", sample_weight, len(pred), pred.dtype)
+        )
         value = self._forward(pred, target, sw)
         self._pred = pred
         return value

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from losses.base import (
-    Loss,
-    PointwiseLoss,
-    as_target_array,
+from losses.base import Loss, PointwiseLoss, as_target_array
+from nn.checks import (
+    check_bool,
     check_finite,
-    check_real,
+    check_finite_real,
+    check_labels,
+    check_non_negative,
     check_weight_vector,
 )
 
@@ -25,15 +26,6 @@ from losses.base import (
 # max(p (1 - p), 1e-12).
 _LOG_CLAMP = -100.0
 _BCE_EPS = 1e-12
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"Received an invalid value for `{name}`, expected True or False. "
-            f"Received: {name}={value!r}"
-        )
-    return bool(value)
 
 
 def _jsonable(arr: np.ndarray | None) -> float | list[float] | None:
@@ -82,16 +74,11 @@ class BinaryCrossEntropy(PointwiseLoss):
         pos_weight: float | ArrayLike | None = None,
         reduction: str = "mean",
     ) -> None:
-        self.from_logits = _check_bool("from_logits", from_logits)
+        self.from_logits = check_bool("from_logits", from_logits)
         if pos_weight is None:
             self.pos_weight = None
         elif np.ndim(pos_weight) == 0:
-            pw = check_real("pos_weight", pos_weight)
-            if pw < 0:
-                raise ValueError(
-                    "Received an invalid value for `pos_weight`, expected a non-negative "
-                    f"number. Received: pos_weight={pw!r}"
-                )
+            pw = check_non_negative("pos_weight", pos_weight)
             self.pos_weight = np.array(pw)
         else:
             self.pos_weight = check_weight_vector("pos_weight", pos_weight)
@@ -246,7 +233,7 @@ class CrossEntropy(Loss):
         weight: ArrayLike | None = None,
         reduction: str = "mean",
     ) -> None:
-        label_smoothing = check_real("label_smoothing", label_smoothing)
+        label_smoothing = check_finite_real("label_smoothing", label_smoothing)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(
                 "Received an invalid value for `label_smoothing`, expected a number in "
@@ -289,7 +276,7 @@ class CrossEntropy(Loss):
             check_finite("target", target)
             _check_probabilities(target, "class probabilities")
             return False
-        _check_labels(target, n_classes)
+        check_labels("target", target, n_classes)
         return True
 
     def _weight(self, dtype: np.dtype) -> np.ndarray:
@@ -432,35 +419,6 @@ class CrossEntropy(Loss):
         if off is None or off.shape != (n,) or (n > 1 and off[1] != n_classes):
             off = self._buffers["row_offsets"] = np.arange(n, dtype=np.intp) * n_classes
         return off
-
-
-def _check_labels(labels: np.ndarray, n_classes: int) -> None:
-    """Raise ``ValueError`` unless every label is a whole number in ``[0, n_classes)``."""
-    expected = f"expected integer class labels in [0, C) = [0, {n_classes})"
-    is_float = labels.dtype.kind == "f"
-    if is_float:
-        bad = np.isnan(labels)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"Received an invalid value for `target`, {expected}. Received: target[{i}]=nan"
-            )
-    lo, hi = np.minimum.reduce(labels), np.maximum.reduce(labels)
-    if lo < 0 or hi >= n_classes:
-        i = int(np.flatnonzero((labels < 0) | (labels >= n_classes))[0])
-        kind = "a negative label" if labels[i] < 0 else "a label out of range"
-        raise ValueError(
-            f"Received an invalid value for `target`, {expected}. "
-            f"Received {kind}: target[{i}]={labels[i].item()!r}"
-        )
-    if is_float:
-        bad = labels != np.floor(labels)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"Received an invalid value for `target`, {expected}; float labels must be "
-                f"whole numbers. Received a fractional label: target[{i}]={labels[i].item()!r}"
-            )
 
 
 def _check_probabilities(target: np.ndarray, what: str) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from losses.base import PointwiseLoss, check_real
+from losses.base import PointwiseLoss
+from nn.checks import check_positive
 
 
 class MSE(PointwiseLoss):
@@ -86,12 +87,7 @@ class Huber(PointwiseLoss):
     """
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
-        delta = check_real("delta", delta)
-        if delta <= 0:
-            raise ValueError(
-                "Received an invalid value for `delta`, expected a positive number. "
-                f"Received: delta={delta!r}"
-            )
+        delta = check_positive("delta", delta)
         super().__init__(reduction)
         self.delta = delta
 

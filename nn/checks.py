@@ -1,9 +1,22 @@
-"""Checks of user input at the boundary: clear errors naming what was expected and received."""
+"""Checks of user input at the boundary, shared by every package: nn, optim and losses.
+
+Every check takes the argument's name first, then its value, and raises with one wording::
+
+    TypeError:  Received an invalid type for `lr`, expected a positive finite number.
+                Received: lr='0.1' of type str
+    ValueError: Received an invalid value for `lr`, expected a positive finite number.
+                Received: lr=-1
+
+Scalar checks return plain Python ``int``, ``float`` or ``bool``: a NumPy float64 scalar
+kept as a hyperparameter would promote float32 arithmetic to float64.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -12,69 +25,120 @@ import numpy as np
 _CHECK_BLOCK_ELEMENTS = 1 << 20
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` as an int, or ValueError/TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Received an invalid type for `{name}`, expected a positive integer. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if value <= 0:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a positive integer. "
-            f"Received: {name}={value!r}"
-        )
+def invalid(name: str, expected: str, value: Any) -> ValueError:
+    """The ValueError for ``name``: what was expected and what was received."""
+    return ValueError(
+        f"Received an invalid value for `{name}`, expected {expected}. Received: {name}={value!r}"
+    )
+
+
+def invalid_type(name: str, expected: str, value: Any) -> TypeError:
+    """The TypeError for ``name``: what was expected, what was received and its type."""
+    return TypeError(
+        f"Received an invalid type for `{name}`, expected {expected}. "
+        f"Received: {name}={value!r} of type {type(value).__name__}"
+    )
+
+
+# -- scalars ---------------------------------------------------------------------------------
+
+
+def _integer(name: str, value: Any, expected: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise invalid_type(name, expected, value)
     return int(value)
 
 
-def check_non_negative_int(name: str, value: object) -> int:
-    """``value`` as an int ``>= 0`` (a seed, a count), or ValueError/TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Received an invalid type for `{name}`, expected a non-negative integer. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if value < 0:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a non-negative integer. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+def check_positive_int(name: str, value: Any) -> int:
+    """An integer ``>= 1`` (epochs, a batch size, a layer width)."""
+    out = _integer(name, value, "a positive integer")
+    if out < 1:
+        raise invalid(name, "a positive integer", value)
+    return out
 
 
-def check_finite_real(name: str, value: object) -> float:
-    """``value`` as a finite float (a slope, a scale), or ValueError/TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"Received an invalid type for `{name}`, expected a finite real number. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if not math.isfinite(value):
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a finite real number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+def check_non_negative_int(name: str, value: Any) -> int:
+    """An integer ``>= 0`` (a seed, a count)."""
+    out = _integer(name, value, "a non-negative integer")
+    if out < 0:
+        raise invalid(name, "a non-negative integer", value)
+    return out
 
 
-def check_fraction(name: str, value: object) -> float:
-    """``value`` as a float in [0, 1), or ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"Received an invalid type for `{name}`, expected a number in [0, 1). "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if not 0 <= value < 1:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a number in [0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+def _real(name: str, value: Any, expected: str) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise invalid_type(name, expected, value)
+    out = float(value)
+    if not math.isfinite(out):
+        raise invalid(name, expected, value)
+    return out
+
+
+def check_finite_real(name: str, value: Any) -> float:
+    """A finite number (a slope, a smoothing amount)."""
+    return _real(name, value, "a finite real number")
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """A finite number ``>= 0`` (learning rates, weight decay, a threshold)."""
+    expected = "a non-negative finite number"
+    out = _real(name, value, expected)
+    if out < 0:
+        raise invalid(name, expected, value)
+    return out
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite number ``> 0`` (eps, a clipping bound, Huber's delta)."""
+    expected = "a positive finite number"
+    out = _real(name, value, expected)
+    if out <= 0:
+        raise invalid(name, expected, value)
+    return out
+
+
+def check_fraction(name: str, value: Any, *, closed: bool = False) -> float:
+    """A number in ``[0, 1)``, or in ``[0, 1]`` when ``closed``."""
+    expected = "a number in [0, 1]" if closed else "a number in [0, 1)"
+    out = _real(name, value, expected)
+    if not 0.0 <= out <= 1.0 or (out == 1.0 and not closed):
+        raise invalid(name, expected, value)
+    return out
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``True`` or ``False`` (NumPy booleans accepted)."""
+    if not isinstance(value, bool | np.bool_):
+        raise invalid_type(name, "True or False", value)
+    return bool(value)
+
+
+def check_one_of(name: str, value: Any, options: Iterable[str]) -> str:
+    """One of the strings ``options``."""
+    options = tuple(options)
+    if not isinstance(value, str) or value not in options:
+        listed = ", ".join(repr(o) for o in options)
+        raise invalid(name, f"one of {listed}", value)
+    return value
+
+
+def check_dtype(name: str, dtype: Any) -> np.dtype:
+    """np.float32 or np.float64 (or their names) as a dtype."""
+    try:
+        dt = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise invalid(name, "float32 or float64", dtype)
+    return dt
+
+
+# -- arrays ----------------------------------------------------------------------------------
 
 
 def check_array(
+    name: str,
     X: object,
-    name: str = "X",
     *,
     ndim: int | None = 2,
     n_features: int | None = None,
@@ -121,16 +185,16 @@ def check_array(
         raise ValueError(f"{name} has 0 features (shape {X.shape}); at least 1 is required")
     if n_features is not None and X.ndim == 2 and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {n_features}")
-    check_finite(X, name, dtype)
+    check_finite(name, X, dtype)
     return X
 
 
-def check_finite(X: np.ndarray, name: str = "X", dtype: object = None) -> None:
-    """Raise ValueError naming the first row with NaN or ±inf; works block by block.
+def check_finite(name: str, X: np.ndarray, dtype: Any = None) -> None:
+    """Raise ValueError naming the first row of ``X`` with NaN or ±inf; block by block.
 
     With a narrower float ``dtype`` (float64 data for a float32 model), a value beyond that
-    dtype's range is refused too (it would become ±inf in the batch cast). Only reductions
-    run over each block (2**20 elements), so no temporary of the data's size is made.
+    dtype's range is refused too (it would become ±inf in the cast). Only reductions run
+    over each block (2**20 elements), so no temporary of the data's size is made.
     """
     if X.dtype.kind != "f":
         return
@@ -158,7 +222,8 @@ def check_finite(X: np.ndarray, name: str = "X", dtype: object = None) -> None:
         )
 
 
-def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
+def check_same_length(x_name: str, X: Any, y_name: str, y: Any) -> None:
+    """Raise ValueError unless ``X`` and ``y`` have one row per sample each."""
     if len(X) != len(y):
         raise ValueError(
             f"{x_name} and {y_name} have different numbers of samples: "
@@ -166,18 +231,106 @@ def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: s
         )
 
 
-def check_dtype(dtype: object) -> np.dtype:
-    """np.float32 or np.float64 as a dtype; anything else raises."""
-    try:
-        dt = None if dtype is None else np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(
-            "Received an invalid value for `dtype`, expected float32 or float64. "
-            f"Received: dtype={dtype!r}"
+def check_sample_weight(name: str, value: Any, n_samples: int, dtype: Any) -> np.ndarray:
+    """Finite, non-negative weights of shape ``(n_samples,)``, as an array of ``dtype``."""
+    sw = np.asarray(value)
+    if sw.dtype.kind not in "iuf":
+        raise TypeError(
+            f"Received an invalid type for `{name}`, expected an array of real numbers. "
+            f"Received: {name} with dtype {sw.dtype}"
         )
-    return dt
+    if sw.shape != (n_samples,):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected shape ({n_samples},), one "
+            f"weight per sample. Received: {name} with shape {sw.shape}"
+        )
+    check_finite(name, sw)
+    if sw.size and sw.min() < 0:
+        i = int(np.flatnonzero(sw < 0)[0])
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected non-negative weights. "
+            f"Received: {name}[{i}]={sw[i].item()!r}"
+        )
+    return sw.astype(dtype, copy=False)
+
+
+def check_weight_vector(name: str, value: Any) -> np.ndarray:
+    """Per-class weights: a finite, non-negative, non-empty 1-D float64 array (a copy)."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise invalid_type(name, "a 1-D array of real numbers", value) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a non-empty 1-D array "
+            f"(one weight per class). Received: {name} with shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise invalid(name, "finite non-negative weights", arr.tolist())
+    return arr
+
+
+def check_labels(name: str, y: np.ndarray, n_classes: int | None) -> None:
+    """Class labels: whole numbers in ``[0, n_classes)`` (any count when ``n_classes`` is None).
+
+    Reductions first, so a valid batch costs two passes; the culprit is located only on error.
+    """
+    expected = "integer class labels " + ("≥ 0" if n_classes is None else f"in [0, {n_classes})")
+    if y.dtype.kind not in "iuf":
+        hint = f"; pass {name}.astype(int) for classes 0 and 1" if y.dtype.kind == "b" else ""
+        raise TypeError(
+            f"Received an invalid type for `{name}`, expected {expected}. "
+            f"Received: {name} with dtype {y.dtype}{hint}"
+        )
+    if y.dtype.kind == "f" and np.isnan(np.maximum.reduce(y, axis=None)):
+        i = int(np.flatnonzero(np.isnan(y))[0])
+        raise invalid(f"{name}[{i}]", expected, y[i].item())
+    low, high = np.minimum.reduce(y, axis=None), np.maximum.reduce(y, axis=None)
+    if low < 0 or (n_classes is not None and high >= n_classes):
+        i = int(np.flatnonzero((y < 0) | (y >= (np.inf if n_classes is None else n_classes)))[0])
+        raise invalid(f"{name}[{i}]", expected, y[i].item())
+    if y.dtype.kind == "f":
+        fractional = y != np.floor(y)
+        if fractional.any():
+            i = int(np.flatnonzero(fractional)[0])
+            raise invalid(f"{name}[{i}]", expected, y[i].item())
+
+
+# -- saved state -------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A Python scalar from a 0-d array or NumPy scalar (as read back from an .npz file)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def check_state_dict_header(
+    owner: object, state_dict: Any, keys: set[str], kind: str, noun: str
+) -> None:
+    """A ``state_dict`` is a mapping with exactly ``keys``, saved from ``owner``'s class.
+
+    ``kind`` is the key holding the class name (``"optimizer"`` or ``"scheduler"``) and
+    ``noun`` names the owner in messages.
+    """
+    cls = type(owner).__name__
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"Received an invalid type for `state_dict`, expected a mapping from "
+            f"{cls}.state_dict(). Received: {type(state_dict).__name__}"
+        )
+    missing = sorted(keys - set(state_dict))
+    unexpected = sorted(set(state_dict) - keys)
+    if missing or unexpected:
+        raise ValueError(
+            f"state_dict does not match {cls}: missing keys {missing}, unexpected keys {unexpected}"
+        )
+    name = plain(state_dict[kind])
+    if name != cls:
+        raise ValueError(f"state_dict was saved from {name!r}; this {noun} is {cls!r}")
 
 
 def _kind_name(dtype: np.dtype) -> str:

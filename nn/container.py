@@ -74,7 +74,7 @@ class Sequential(Layer):
         if seed is not None:
             check_non_negative_int("seed", seed)
         self.layers: list[Layer] = list(layers)
-        self.dtype = check_dtype(dtype)
+        self.dtype = check_dtype("dtype", dtype)
         self.seed = seed
         self.n_features = self._check_feature_chain()
         self.rng = np.random.default_rng(seed)
@@ -212,7 +212,7 @@ class Sequential(Layer):
         ndarray, shape (n_samples, n_outputs)
             A new array of the model's dtype.
         """
-        X = check_array(X, "X", n_features=self.n_features, dtype=self.dtype)
+        X = check_array("X", X, n_features=self.n_features, dtype=self.dtype)
         batch_size = check_positive_int("batch_size", batch_size)
         was_training = self.training
         self.eval()

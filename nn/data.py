@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 from numpy.typing import DTypeLike
 
-from nn.checks import check_dtype, check_finite
+from nn.checks import check_bool, check_dtype, check_finite
 
 __all__ = [
     "load_csv",
@@ -67,7 +67,7 @@ def load_digits(dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     y : ndarray of int64, shape (1797,)
         The digit shown, 0..9.
     """
-    dtype = check_dtype(dtype)
+    dtype = check_dtype("dtype", dtype)
     name = f"nn/{_DIGITS_RESOURCE}"
     text = gzip.decompress(resources.files("nn").joinpath(_DIGITS_RESOURCE).read_bytes())
     text = text.decode("utf-8")
@@ -293,7 +293,7 @@ def load_csv(
     y : ndarray, shape (n_samples,), or None without labels
         ``int64`` when every label is a whole number, else ``dtype``.
     """
-    dtype = check_dtype(dtype)
+    dtype = check_dtype("dtype", dtype)
     if header is not None and not isinstance(header, bool):
         raise TypeError(
             "Received an invalid value for `header`, expected True, False or None. "
@@ -309,11 +309,7 @@ def load_csv(
         def open_text() -> IO[str]:
             return open(path, encoding="utf-8-sig")
 
-    if not isinstance(labels, bool):
-        raise TypeError(
-            "Received an invalid value for `labels`, expected True or False. "
-            f"Received: labels={labels!r}"
-        )
+    labels = check_bool("labels", labels)
     return _read_csv(open_text, name, dtype, header, labels)
 
 
@@ -333,7 +329,7 @@ def load_npz(path: PathLike, dtype: DTypeLike = np.float32) -> tuple[np.ndarray,
     y : ndarray, shape (n_samples,) or (n_samples, n_outputs)
         ``int64`` when every label is a whole number, else ``dtype``.
     """
-    dtype = check_dtype(dtype)
+    dtype = check_dtype("dtype", dtype)
     name = _check_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -393,7 +389,7 @@ def load_npy(
     -------
     X : ndarray or numpy.memmap, shape (n_samples, n_features)
     """
-    dtype = check_dtype(dtype)
+    dtype = check_dtype("dtype", dtype)
     if mmap_mode not in (None, "r", "r+", "c"):
         raise ValueError(
             "Received an invalid value for `mmap_mode`, expected one of None, 'r', "
@@ -455,7 +451,7 @@ def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     """``a`` (already checked finite) in ``dtype``, refusing values beyond a narrower float
     dtype's range: they would become ±inf."""
     if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize:
-        check_finite(a, what, dtype=dtype)
+        check_finite(what, a, dtype=dtype)
     return a.astype(dtype, copy=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nn.activations import Activation, get_activation
-from nn.checks import check_positive_int
+from nn.checks import check_bool, check_positive_int
 from nn.init import get_initializer
 from nn.layer import Layer, register_layer
 from nn.parameter import Parameter
@@ -71,10 +71,7 @@ class Dense(Layer):
         self.activation = get_activation(activation)
         self.init = init
         self._initializer = get_initializer(init or self.activation.init)
-        if not isinstance(bias, bool):
-            raise TypeError(
-                f"Received an invalid value for `bias`, expected a bool. Received: bias={bias!r}"
-            )
+        bias = check_bool("bias", bias)
         self.W = Parameter(_allocate_weights(self.n_in, self.n_out), "W")
         self.b = Parameter(np.zeros(self.n_out, dtype=np.float32), "b") if bias else None
         self._x: np.ndarray | None = None
@@ -92,11 +89,7 @@ class Dense(Layer):
     def state_shapes(cls, config: dict) -> tuple[dict, dict]:
         n_in = check_positive_int("n_in", config["n_in"])
         n_out = check_positive_int("n_out", config["n_out"])
-        bias = config.get("bias", True)
-        if not isinstance(bias, bool):
-            raise TypeError(
-                f"Received an invalid value for `bias`, expected a bool. Received: bias={bias!r}"
-            )
+        bias = check_bool("bias", config.get("bias", True))
         params = {"W": (n_in, n_out)}
         if bias:
             params["b"] = (n_out,)

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
-from nn.checks import check_positive_int
+from nn.checks import check_fraction, check_positive, check_positive_int
 from nn.layer import Layer, register_layer
 from nn.parameter import Parameter
 
 __all__ = ["BatchNorm1d", "LayerNorm"]
-
-
-def _check_eps(eps: object) -> float:
-    """``eps`` as a positive finite float, or TypeError/ValueError naming it."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(
-            "Received an invalid type for `eps`, expected a positive number. "
-            f"Received: eps={eps!r} of type {type(eps).__name__}"
-        )
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(
-            "Received an invalid value for `eps`, expected a positive number. "
-            f"Received: eps={eps!r}"
-        )
-    return float(eps)
-
-
-def _check_momentum(momentum: object) -> float:
-    """``momentum`` as a float in [0, 1], or TypeError/ValueError naming it."""
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(
-            "Received an invalid type for `momentum`, expected a number in [0, 1]. "
-            f"Received: momentum={momentum!r} of type {type(momentum).__name__}"
-        )
-    if not 0 <= momentum <= 1:
-        raise ValueError(
-            "Received an invalid value for `momentum`, expected a number in [0, 1]. "
-            f"Received: momentum={momentum!r}"
-        )
-    return float(momentum)
 
 
 class _Normalization(Layer):
@@ -55,7 +22,7 @@ class _Normalization(Layer):
         super().__init__()
         self.n_features = check_positive_int("n_features", n_features)
         self.n_features_in = self.n_features
-        self.eps = _check_eps(eps)
+        self.eps = check_positive("eps", eps)
         self.gamma = Parameter(np.ones(self.n_features, dtype=np.float32), "gamma")
         self.beta = Parameter(np.zeros(self.n_features, dtype=np.float32), "beta")
         self._xhat: np.ndarray | None = None
@@ -161,7 +128,7 @@ class BatchNorm1d(_Normalization):
 
     def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__(n_features, eps)
-        self.momentum = _check_momentum(momentum)
+        self.momentum = check_fraction("momentum", momentum, closed=True)
         self.running_mean = np.zeros(self.n_features, dtype=np.float32)
         self.running_var = np.ones(self.n_features, dtype=np.float32)
         self._batch_stats = True  # whether the last forward normalised with batch statistics
@@ -179,8 +146,8 @@ class BatchNorm1d(_Normalization):
     @classmethod
     def state_shapes(cls, config: dict) -> tuple[dict, dict]:
         n = check_positive_int("n_features", config["n_features"])
-        _check_momentum(config.get("momentum", 0.1))
-        _check_eps(config.get("eps", 1e-5))
+        check_fraction("momentum", config.get("momentum", 0.1), closed=True)
+        check_positive("eps", config.get("eps", 1e-5))
         return {"gamma": (n,), "beta": (n,)}, {"running_mean": (n,), "running_var": (n,)}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -316,7 +283,7 @@ class LayerNorm(_Normalization):
     @classmethod
     def state_shapes(cls, config: dict) -> tuple[dict, dict]:
         n = check_positive_int("n_features", config["n_features"])
-        _check_eps(config.get("eps", 1e-5))
+        check_positive("eps", config.get("eps", 1e-5))
         return {"gamma": (n,), "beta": (n,)}, {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
@@ -95,10 +95,10 @@ class Adagrad(Optimizer):
         lr_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
     ) -> None:
-        eps = checks.non_negative("eps", eps)
-        weight_decay = checks.non_negative("weight_decay", weight_decay)
-        lr_decay = checks.non_negative("lr_decay", lr_decay)
-        initial_accumulator_value = checks.non_negative(
+        eps = checks.check_non_negative("eps", eps)
+        weight_decay = checks.check_non_negative("weight_decay", weight_decay)
+        lr_decay = checks.check_non_negative("lr_decay", lr_decay)
+        initial_accumulator_value = checks.check_non_negative(
             "initial_accumulator_value", initial_accumulator_value
         )
         super().__init__(params, lr)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
@@ -128,12 +128,12 @@ class Adam(Optimizer):
         if not isinstance(betas, tuple | list) or len(betas) != 2:
             raise checks.invalid("betas", "a pair (beta1, beta2) of numbers in [0, 1)", betas)
         betas = (
-            checks.unit_interval("betas[0]", betas[0]),
-            checks.unit_interval("betas[1]", betas[1]),
+            checks.check_fraction("betas[0]", betas[0]),
+            checks.check_fraction("betas[1]", betas[1]),
         )
-        eps = checks.non_negative("eps", eps)
-        weight_decay = checks.non_negative("weight_decay", weight_decay)
-        amsgrad = checks.boolean("amsgrad", amsgrad)
+        eps = checks.check_non_negative("eps", eps)
+        weight_decay = checks.check_non_negative("weight_decay", weight_decay)
+        amsgrad = checks.check_bool("amsgrad", amsgrad)
         super().__init__(params, lr)
         self.betas = betas
         self.eps = eps

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import check_params, vector_norm, vector_pairs
 
 
@@ -38,7 +38,7 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
     float
         The global norm ‖g‖ before clipping.
     """
-    max_norm = checks.non_negative("max_norm", max_norm)
+    max_norm = checks.check_non_negative("max_norm", max_norm)
     pairs = vector_pairs(check_params(params))
     total = math.hypot(*(vector_norm(grad) for _, grad in pairs))
     if total > max_norm:
@@ -62,6 +62,6 @@ def clip_grad_value(params: Iterable[Parameter], clip_value: float) -> None:
     clip_value : float
         The bound ``c`` ≥ 0.
     """
-    clip_value = checks.non_negative("clip_value", clip_value)
+    clip_value = checks.check_non_negative("clip_value", clip_value)
     for _, grad in vector_pairs(check_params(params)):
         np.clip(grad, -clip_value, clip_value, out=grad)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim.optimizer import Optimizer
 
 
@@ -57,9 +57,9 @@ class LBFGS(Optimizer):
         tol: float = 1e-6,
         history_size: int = 10,
     ) -> None:
-        max_iter = checks.positive_int("max_iter", max_iter)
-        tol = checks.non_negative("tol", tol)
-        history_size = checks.positive_int("history_size", history_size)
+        max_iter = checks.check_positive_int("max_iter", max_iter)
+        tol = checks.check_non_negative("tol", tol)
+        history_size = checks.check_positive_int("history_size", history_size)
         super().__init__(params, lr=1.0)
         self.max_iter = max_iter
         self.tol = tol

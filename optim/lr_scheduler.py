@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from optim import _checks as checks
+from nn import checks
 from optim.optimizer import Optimizer
 
 
@@ -107,7 +107,9 @@ class LRScheduler:
         ValueError
             When the keys, the schedule class or a hyperparameter differ from this schedule's.
         """
-        checks.state_dict_header(self, state_dict, set(self.state_dict()), "scheduler", "schedule")
+        checks.check_state_dict_header(
+            self, state_dict, set(self.state_dict()), "scheduler", "schedule"
+        )
         for key in self._config:
             saved, value = checks.plain(state_dict[key]), getattr(self, key)
             if saved != value:
@@ -145,8 +147,8 @@ class StepLR(LRScheduler):
     _config = ("step_size", "gamma")
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        step_size = checks.positive_int("step_size", step_size)
-        gamma = checks.positive("gamma", gamma)
+        step_size = checks.check_positive_int("step_size", step_size)
+        gamma = checks.check_positive("gamma", gamma)
         super().__init__(optimizer)
         self.step_size = step_size
         self.gamma = gamma
@@ -180,7 +182,7 @@ class ExponentialLR(LRScheduler):
     _config = ("gamma",)
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
-        gamma = checks.positive("gamma", gamma)
+        gamma = checks.check_positive("gamma", gamma)
         super().__init__(optimizer)
         self.gamma = gamma
         self._start()
@@ -222,8 +224,8 @@ class CosineAnnealingLR(LRScheduler):
     _config = ("T_max", "eta_min")
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803
-        T_max = checks.positive_int("T_max", T_max)  # noqa: N806
-        eta_min = checks.non_negative("eta_min", eta_min)
+        T_max = checks.check_positive_int("T_max", T_max)  # noqa: N806
+        eta_min = checks.check_non_negative("eta_min", eta_min)
         super().__init__(optimizer)
         self.T_max = T_max
         self.eta_min = eta_min
@@ -269,8 +271,8 @@ class LinearWarmup(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, warmup_epochs: int, start_factor: float = 1.0 / 3
     ) -> None:
-        warmup_epochs = checks.positive_int("warmup_epochs", warmup_epochs)
-        start_factor = checks.positive("start_factor", start_factor)
+        warmup_epochs = checks.check_positive_int("warmup_epochs", warmup_epochs)
+        start_factor = checks.check_positive("start_factor", start_factor)
         if start_factor > 1:
             raise checks.invalid("start_factor", "a number in (0, 1]", start_factor)
         super().__init__(optimizer)
@@ -341,13 +343,13 @@ class ReduceLROnPlateau(LRScheduler):
         cooldown: int = 0,
         min_lr: float = 0.0,
     ) -> None:
-        self.mode = checks.one_of("mode", mode, ("min", "max"))
-        self.factor = checks.unit_interval("factor", factor)
-        self.patience = checks.non_negative_int("patience", patience)
-        self.threshold = checks.non_negative("threshold", threshold)
-        self.threshold_mode = checks.one_of("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.cooldown = checks.non_negative_int("cooldown", cooldown)
-        self.min_lr = checks.non_negative("min_lr", min_lr)
+        self.mode = checks.check_one_of("mode", mode, ("min", "max"))
+        self.factor = checks.check_fraction("factor", factor)
+        self.patience = checks.check_non_negative_int("patience", patience)
+        self.threshold = checks.check_non_negative("threshold", threshold)
+        self.threshold_mode = checks.check_one_of("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = checks.check_non_negative_int("cooldown", cooldown)
+        self.min_lr = checks.check_non_negative("min_lr", min_lr)
         super().__init__(optimizer)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0

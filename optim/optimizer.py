@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import VectorPair, check_params, vector_pairs
 
 
@@ -97,7 +97,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = checks.non_negative("lr", value)
+        self._lr = checks.check_non_negative("lr", value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in type(self)._config and name in self.__dict__:
@@ -177,7 +177,7 @@ class Optimizer:
             buffer differ from this optimizer's.
         """
         keys = {"optimizer", "lr", "step", *self._hyperparameters(), *self._state_names}
-        checks.state_dict_header(self, state_dict, keys, "optimizer", "optimizer")
+        checks.check_state_dict_header(self, state_dict, keys, "optimizer", "optimizer")
         for key, value in self._hyperparameters().items():
             saved = checks.plain(state_dict[key])
             if saved != value or isinstance(saved, bool) != isinstance(value, bool):
@@ -185,8 +185,8 @@ class Optimizer:
                     f"state_dict was saved with {key}={saved!r}; this optimizer has "
                     f"{key}={value!r}. Build the optimizer with the same hyperparameters."
                 )
-        lr = checks.non_negative("lr", checks.plain(state_dict["lr"]))
-        steps = checks.non_negative_int("step", checks.plain(state_dict["step"]))
+        lr = checks.check_non_negative("lr", checks.plain(state_dict["lr"]))
+        steps = checks.check_non_negative_int("step", checks.plain(state_dict["step"]))
         shape, dtype = (self._size,), self._dtype
         for key in self._state_names:
             array = state_dict[key]

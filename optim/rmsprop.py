@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
@@ -118,11 +118,11 @@ class RMSprop(Optimizer):
         centered: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        alpha = checks.unit_interval("alpha", alpha)
-        eps = checks.non_negative("eps", eps)
-        momentum = checks.unit_interval("momentum", momentum)
-        centered = checks.boolean("centered", centered)
-        weight_decay = checks.non_negative("weight_decay", weight_decay)
+        alpha = checks.check_fraction("alpha", alpha)
+        eps = checks.check_non_negative("eps", eps)
+        momentum = checks.check_fraction("momentum", momentum)
+        centered = checks.check_bool("centered", centered)
+        weight_decay = checks.check_non_negative("weight_decay", weight_decay)
         super().__init__(params, lr)
         self.alpha = alpha
         self.eps = eps

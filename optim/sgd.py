@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from nn import checks
 from nn.parameter import Parameter
-from optim import _checks as checks
 from optim._vectors import add_scaled, coupled_decay
 from optim.optimizer import Optimizer
 
@@ -112,10 +112,10 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        momentum = checks.unit_interval("momentum", momentum)
-        dampening = checks.unit_interval("dampening", dampening, closed=True)
-        nesterov = checks.boolean("nesterov", nesterov)
-        weight_decay = checks.non_negative("weight_decay", weight_decay)
+        momentum = checks.check_fraction("momentum", momentum)
+        dampening = checks.check_fraction("dampening", dampening, closed=True)
+        nesterov = checks.check_bool("nesterov", nesterov)
+        weight_decay = checks.check_non_negative("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
                 "Received an invalid combination: Nesterov momentum requires `momentum` > 0 "

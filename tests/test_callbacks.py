@@ -71,8 +71,10 @@ def test_min_delta_demands_a_larger_improvement():
 
 def test_max_mode_and_auto_mode_for_accuracy_names():
     values = [0.5, 0.7, 0.6, 0.65, 0.9]
-    for es in (nn.EarlyStopping("val_accuracy", patience=2),
-               nn.EarlyStopping("score", patience=2, mode="max")):
+    for es in (
+        nn.EarlyStopping("val_accuracy", patience=2),
+        nn.EarlyStopping("score", patience=2, mode="max"),
+    ):
         _, ran = drive(es, values, monitor=es.monitor)
         assert ran == 4 and es.best == 0.7 and es.best_epoch == 1
     es = nn.EarlyStopping("val_accuracy", patience=2, mode="min")
@@ -119,9 +121,13 @@ def test_missing_monitored_value_is_a_clear_error():
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"patience": -1}, ValueError), ({"patience": 1.5}, TypeError),
-     ({"mode": "up"}, ValueError), ({"min_delta": -0.1}, ValueError),
-     ({"monitor": 3}, TypeError)],
+    [
+        ({"patience": -1}, ValueError),
+        ({"patience": 1.5}, TypeError),
+        ({"mode": "up"}, ValueError),
+        ({"min_delta": -0.1}, ValueError),
+        ({"monitor": 3}, TypeError),
+    ],
 )
 def test_bad_early_stopping_arguments(kwargs, error):
     with pytest.raises(error):
@@ -142,9 +148,18 @@ def test_early_stopping_in_fit_restores_the_best_validation_weights():
     X, y = noisy_regression()
     model = nn.Sequential(nn.Dense(4, 32, activation="relu"), nn.Dense(32, 1), seed=0)
     es = nn.EarlyStopping("val_loss", patience=3, restore_best_weights=True)
-    h = model.fit(X[:30], y[:30], loss="mse", optimizer=optim.Adam(model.parameters(), lr=0.05),
-                  epochs=200, batch_size=10, seed=0, validation_data=(X[30:], y[30:]),
-                  callbacks=[es], progress=False)
+    h = model.fit(
+        X[:30],
+        y[:30],
+        loss="mse",
+        optimizer=optim.Adam(model.parameters(), lr=0.05),
+        epochs=200,
+        batch_size=10,
+        seed=0,
+        validation_data=(X[30:], y[30:]),
+        callbacks=[es],
+        progress=False,
+    )
     val = h.history["val_loss"]
     assert len(val) < 200 and es.stopped_epoch == len(val) - 1  # it overfits, then stops
     assert es.best_epoch == int(np.argmin(val)) and len(val) - 1 - es.best_epoch == 3
@@ -165,8 +180,9 @@ def test_stop_training_from_a_batch_hook_ends_after_that_batch():
     X, y = noisy_regression(25)  # batches of 10, 10, 5
     model = nn.Sequential(nn.Dense(4, 1), seed=0)
     hook = StopAt()
-    h = model.fit(X, y, loss="mse", optimizer="sgd", epochs=5, batch_size=10, callbacks=[hook],
-                  progress=False)
+    h = model.fit(
+        X, y, loss="mse", optimizer="sgd", epochs=5, batch_size=10, callbacks=[hook], progress=False
+    )
     assert hook.seen == [(0, 10), (1, 10), (2, 5)] * 2 + [(0, 10)]
     assert len(h.history["loss"]) == 3
 
@@ -180,8 +196,9 @@ def test_callbacks_get_the_training_parameters():
     model = nn.Sequential(nn.Dense(4, 1), seed=0)
     opt = optim.SGD(model.parameters(), lr=0.1)
     probe = Probe()
-    h = model.fit(X, y, loss="mse", optimizer=opt, epochs=2, batch_size=10, callbacks=[probe],
-                  progress=False)
+    h = model.fit(
+        X, y, loss="mse", optimizer=opt, epochs=2, batch_size=10, callbacks=[probe], progress=False
+    )
     assert probe.got["epochs"] == 2 and probe.got["steps"] == 3 and probe.got["batch_size"] == 10
     assert probe.got["optimizer"] is opt and probe.got["history"] is h
     assert probe.got["callbacks"] == [probe]
@@ -201,10 +218,12 @@ def test_checkpoint_every_epoch_with_the_epoch_in_the_name(tmp_path):
 def test_checkpoint_names_are_format_strings_of_the_epoch_and_the_logs_as_in_keras(tmp_path):
     mc = nn.ModelCheckpoint(tmp_path / "ep{epoch:02d}-{val_loss:.2f}-{loss:.0f}.npz")
     drive(mc, [3.0, 2.25])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep01-3.00-100.npz",
-                                                          "ep02-2.25-99.npz"]
-    with pytest.raises(ValueError, match=r"cannot fill in the path .*'val_acc'.*\{epoch\} and "
-                                         r"the logs \['loss', 'val_loss'\]"):
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep01-3.00-100.npz", "ep02-2.25-99.npz"]
+    with pytest.raises(
+        ValueError,
+        match=r"cannot fill in the path .*'val_acc'.*\{epoch\} and "
+        r"the logs \['loss', 'val_loss'\]",
+    ):
         drive(nn.ModelCheckpoint(tmp_path / "m-{val_acc}.npz"), [1.0])
 
 
@@ -218,8 +237,7 @@ def test_checkpoint_save_best_only_writes_only_improvements(tmp_path):
 
 
 def test_checkpoint_best_only_in_max_mode(tmp_path):
-    mc = nn.ModelCheckpoint(tmp_path / "m-{epoch}.npz", monitor="val_accuracy",
-                            save_best_only=True)
+    mc = nn.ModelCheckpoint(tmp_path / "m-{epoch}.npz", monitor="val_accuracy", save_best_only=True)
     drive(mc, [0.5, 0.4, 0.8, 0.8], monitor="val_accuracy")
     assert mc.saved_epochs == [0, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m-1.npz", "m-3.npz"]
@@ -229,9 +247,18 @@ def test_checkpoint_in_fit_keeps_the_best_validation_model(tmp_path):
     X, y = noisy_regression()
     model = nn.Sequential(nn.Dense(4, 32, activation="relu"), nn.Dense(32, 1), seed=0)
     path = tmp_path / "best.npz"
-    h = model.fit(X[:30], y[:30], loss="mse", optimizer=optim.Adam(model.parameters(), lr=0.05),
-                  epochs=25, batch_size=10, seed=0, validation_data=(X[30:], y[30:]),
-                  callbacks=[nn.ModelCheckpoint(path, save_best_only=True)], progress=False)
+    h = model.fit(
+        X[:30],
+        y[:30],
+        loss="mse",
+        optimizer=optim.Adam(model.parameters(), lr=0.05),
+        epochs=25,
+        batch_size=10,
+        seed=0,
+        validation_data=(X[30:], y[30:]),
+        callbacks=[nn.ModelCheckpoint(path, save_best_only=True)],
+        progress=False,
+    )
     best = nn.load(path).evaluate(X[30:], y[30:], loss="mse", batch_size=256)["loss"]
     assert best == min(h.history["val_loss"])
     assert best < h.history["val_loss"][-1]  # the last epoch was not the best one
@@ -242,8 +269,15 @@ def test_checkpoint_into_a_missing_directory_fails_before_training(tmp_path):
     model = nn.Sequential(nn.Dense(4, 1), seed=0)
     before = model.theta.copy()
     with pytest.raises(ValueError, match="does not exist"):
-        model.fit(X, y, loss="mse", optimizer="sgd", epochs=1, progress=False,
-                  callbacks=[nn.ModelCheckpoint(tmp_path / "no" / "m.npz")])
+        model.fit(
+            X,
+            y,
+            loss="mse",
+            optimizer="sgd",
+            epochs=1,
+            progress=False,
+            callbacks=[nn.ModelCheckpoint(tmp_path / "no" / "m.npz")],
+        )
     assert np.array_equal(model.theta, before)
 
 
@@ -253,9 +287,18 @@ def test_checkpoints_run_after_the_other_callbacks(tmp_path):
     model = nn.Sequential(nn.Dense(4, 1), seed=0)
     opt = optim.SGD(model.parameters(), lr=0.1)
     path = tmp_path / "ckpt.npz"
-    model.fit(X, y, loss="mse", optimizer=opt, epochs=1, progress=False,
-              callbacks=[nn.ModelCheckpoint(path, save_training_state=True),
-                         optim.StepLR(opt, step_size=1, gamma=0.5)])
+    model.fit(
+        X,
+        y,
+        loss="mse",
+        optimizer=opt,
+        epochs=1,
+        progress=False,
+        callbacks=[
+            nn.ModelCheckpoint(path, save_training_state=True),
+            optim.StepLR(opt, step_size=1, gamma=0.5),
+        ],
+    )
     from nn.training import load_checkpoint
 
     assert load_checkpoint(path).optimizer_state["lr"] == 0.05
@@ -264,8 +307,9 @@ def test_checkpoints_run_after_the_other_callbacks(tmp_path):
 def test_learning_rate_scheduler_callback_by_hand():
     model = tiny_model()
     opt = optim.SGD(model.parameters(), lr=1.0)
-    cb = nn.LearningRateScheduler(optim.ReduceLROnPlateau(opt, factor=0.5, patience=0),
-                                  monitor="loss")
+    cb = nn.LearningRateScheduler(
+        optim.ReduceLROnPlateau(opt, factor=0.5, patience=0), monitor="loss"
+    )
     drive(cb, [5.0, 5.0, 5.0], model=model)  # loss logged as 100, 99, 98: improving
     assert opt.lr == 1.0
     cb = nn.LearningRateScheduler(optim.ReduceLROnPlateau(opt, factor=0.5, patience=0))

@@ -23,7 +23,10 @@ from nn import cli, data
 def run(*args, cwd):
     return subprocess.run(
         [sys.executable, "-m", "nn", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -80,15 +83,30 @@ def test_train_evaluate_predict_on_a_csv_the_test_writes(tmp_path):
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)  # 3 classes
     rows = "\n".join(",".join(f"{v:.6f}" for v in x) + f",{c}" for x, c in zip(X, y, strict=True))
     (tmp_path / "train.csv").write_text("a,b,c,label\n" + rows + "\n")
-    result = run("train", "--data", "train.csv", "--hidden", "32,16", "--epochs", 30,
-                 "--lr", "0.01", "--batch-size", 16, "--seed", 3, "--out", "m.npz", "--quiet",
-                 cwd=tmp_path)
+    result = run(
+        "train",
+        "--data",
+        "train.csv",
+        "--hidden",
+        "32,16",
+        "--epochs",
+        30,
+        "--lr",
+        "0.01",
+        "--batch-size",
+        16,
+        "--seed",
+        3,
+        "--out",
+        "m.npz",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert_ok(result)
     assert result.stderr.count("Epoch") == 0  # --quiet
     assert float(re.search(r"test accuracy: ([0-9.]+)", result.stdout).group(1)) > 0.85
     model = nn.load(tmp_path / "m.npz")
-    assert [type(la).__name__ for la in model.layers] == [
-        "Standardize", "Dense", "Dense", "Dense"]
+    assert [type(la).__name__ for la in model.layers] == ["Standardize", "Dense", "Dense", "Dense"]
 
     result = run("evaluate", "m.npz", "--data", "train.csv", cwd=tmp_path)
     assert_ok(result)
@@ -108,8 +126,21 @@ def test_regression_from_a_csv_with_float_targets(tmp_path):
     X = rng.normal(size=(200, 2))
     y = 2 * X[:, 0] - X[:, 1] + 0.5
     np.savetxt(tmp_path / "reg.csv", np.column_stack([X, y]), delimiter=",", fmt="%.6f")
-    result = run("train", "--data", "reg.csv", "--hidden", "16", "--epochs", 40, "--lr", "0.01",
-                 "--out", "r.npz", "--quiet", cwd=tmp_path)
+    result = run(
+        "train",
+        "--data",
+        "reg.csv",
+        "--hidden",
+        "16",
+        "--epochs",
+        40,
+        "--lr",
+        "0.01",
+        "--out",
+        "r.npz",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert_ok(result)
     assert float(re.search(r"test mae: ([0-9.]+)", result.stdout).group(1)) < 0.3
     result = run("predict", "r.npz", "--data", "reg.csv", "--out", "p.csv", cwd=tmp_path)
@@ -142,10 +173,14 @@ ERRORS = [
     (["evaluate", "missing.npz"], r"No model file at 'missing\.npz'"),
     (["train", "--data", "bad.csv"], r"bad\.csv, line 2, column 2: expected a number.*'oops'"),
     (["train", "--data", "ragged.csv"], r"ragged\.csv, line 2: expected 3 columns, found 2"),
-    (["evaluate", "model.npz", "--data", "three.csv"],
-     r"three.csv has 4 columns, but model.npz needs 64 feature columns plus a label"),
-    (["predict", "model.npz", "--data", "three.csv", "--out", "p.csv"],
-     r"needs 64 feature columns \(a label column after them is optional\)"),
+    (
+        ["evaluate", "model.npz", "--data", "three.csv"],
+        r"three.csv has 4 columns, but model.npz needs 64 feature columns plus a label",
+    ),
+    (
+        ["predict", "model.npz", "--data", "three.csv", "--out", "p.csv"],
+        r"needs 64 feature columns \(a label column after them is optional\)",
+    ),
     (["evaluate", "model.npz", "--data", "label12.csv"], r"labels must be integers in 0\.\.9.*12"),
     (["evaluate", "junk.npz"], r"junk\.npz: .*not a .*model file"),
     (["train", "--data", "ones.csv", "--task", "classify"], r"at least two classes"),
@@ -171,8 +206,9 @@ def test_user_errors_print_one_line_and_exit_2(files, capsys, argv, message):
     assert not (files / "p.csv").exists()
 
 
-@pytest.mark.parametrize("argv", [["train", "--data", "bad.csv"], ["evaluate", "junk.npz"],
-                                  ["train", "--hidden", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["train", "--data", "bad.csv"], ["evaluate", "junk.npz"], ["train", "--hidden", "0"]]
+)
 def test_user_errors_in_a_subprocess_have_no_traceback(files, argv):
     result = run(*argv, cwd=files)
     assert result.returncode == 2
@@ -230,8 +266,9 @@ def test_a_diverging_run_names_the_flag_to_change_and_saves_nothing(tmp_path, mo
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_predict_and_evaluate_follow_the_task_the_model_was_trained_for(tmp_path, monkeypatch,
-                                                                          capsys):
+def test_predict_and_evaluate_follow_the_task_the_model_was_trained_for(
+    tmp_path, monkeypatch, capsys
+):
     """Three regression targets are not three logits: no arg-max for a regressor."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
@@ -239,8 +276,23 @@ def test_predict_and_evaluate_follow_the_task_the_model_was_trained_for(tmp_path
     Y = X @ rng.normal(size=(3, 3)).astype(np.float32)
     np.savez("multi.npz", X=X, y=Y)
     np.save("X.npy", X)
-    assert cli.main(["train", "--data", "multi.npz", "--hidden", "16", "--epochs", "5",
-                     "--quiet", "--out", "reg.npz"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "multi.npz",
+                "--hidden",
+                "16",
+                "--epochs",
+                "5",
+                "--quiet",
+                "--out",
+                "reg.npz",
+            ]
+        )
+        == 0
+    )
     assert cli.main(["predict", "reg.npz", "--data", "X.npy", "--out", "pred.npy"]) == 0
     predicted = np.load("pred.npy")
     assert predicted.shape == (200, 3)
@@ -249,36 +301,57 @@ def test_predict_and_evaluate_follow_the_task_the_model_was_trained_for(tmp_path
     assert "mae:" in capsys.readouterr().out
 
 
-def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(tmp_path,
-                                                                           monkeypatch, capsys):
+def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     Path("big.csv").write_text("1,2,0\n3,4,1000000000000\n5,6,0\n7,8,1\n9,9,1\n")
     assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "1000000000001 classes for 5 samples" in err and "--task regress" in err
-    assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--epochs", "2",
-                     "--task", "regress", "--quiet", "--out", "r.npz"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "big.csv",
+                "--hidden",
+                "4",
+                "--epochs",
+                "2",
+                "--task",
+                "regress",
+                "--quiet",
+                "--out",
+                "r.npz",
+            ]
+        )
+        == 0
+    )
 
 
-def test_regression_on_large_targets_learns_them_and_predicts_in_their_units(tmp_path,
-                                                                             monkeypatch,
-                                                                             capsys):
+def test_regression_on_large_targets_learns_them_and_predicts_in_their_units(
+    tmp_path, monkeypatch, capsys
+):
     """Prices around 50,000: trained on standardized targets, saved to predict raw ones."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 3))
     y = 50000 + 8000 * (X @ [1.0, -2.0, 0.5]) + rng.normal(size=500) * 500
     np.savetxt("houses.csv", np.column_stack([X, np.round(y)]), delimiter=",")
-    assert cli.main(["train", "--data", "houses.csv", "--task", "regress", "--quiet",
-                     "--out", "h.npz"]) == 0
+    assert (
+        cli.main(
+            ["train", "--data", "houses.csv", "--task", "regress", "--quiet", "--out", "h.npz"]
+        )
+        == 0
+    )
     mae = float(re.search(r"test mae: ([0-9.e+]+)", capsys.readouterr().out).group(1))
     assert mae < 0.1 * y.std()  # always guessing the mean would be about 0.8 std
     predicted = nn.load("h.npz").predict(X.astype(np.float32))[:, 0]
     assert np.mean(np.abs(predicted - y)) < 0.1 * y.std()
 
 
-def test_one_column_of_integer_labels_in_an_npz_is_classification(tmp_path, monkeypatch,
-                                                                   capsys):
+def test_one_column_of_integer_labels_in_an_npz_is_classification(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     X, y = data.load_digits()
     np.savez("d.npz", X=X, y=y[:, None])
@@ -295,8 +368,23 @@ def test_huge_regression_targets_in_one_npz_column_train(tmp_path, monkeypatch, 
     X = rng.normal(size=(200, 2))
     y = np.round(1e19 * (1 + 0.05 * X[:, :1]))
     np.savez("big.npz", X=X, y=y)
-    assert cli.main(["train", "--data", "big.npz", "--task", "regress", "--epochs", "20",
-                     "--quiet", "--out", "big_model.npz"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "big.npz",
+                "--task",
+                "regress",
+                "--epochs",
+                "20",
+                "--quiet",
+                "--out",
+                "big_model.npz",
+            ]
+        )
+        == 0
+    )
     mae = float(re.search(r"test mae: ([0-9.e+]+)", capsys.readouterr().out).group(1))
     assert mae < 0.2 * y.std()
 
@@ -319,13 +407,17 @@ def test_train_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("learning rate (default: 0.001)", "(default: 40)", "(default: adam)",
-                    "(default: 512)", "(default: model.npz)"):
+    for default in (
+        "learning rate (default: 0.001)",
+        "(default: 40)",
+        "(default: adam)",
+        "(default: 512)",
+        "(default: model.npz)",
+    ):
         assert default in text
 
 
-def test_predict_writes_to_stdout_with_a_dash_and_atomically_to_files(files, capsys,
-                                                                       monkeypatch):
+def test_predict_writes_to_stdout_with_a_dash_and_atomically_to_files(files, capsys, monkeypatch):
     assert cli.main(["predict", "model.npz", "--out", "-"]) == 0  # the bundled digits
     lines = capsys.readouterr().out.split()
     assert len(lines) == 1797 and all(s.isdigit() for s in lines)
@@ -354,10 +446,12 @@ def test_predict_writes_through_fifos_and_symlinks_and_stops_quietly_on_a_closed
     os.symlink("target.csv", "link.csv")
     assert cli.main(["predict", "model.npz", "--out", "link.csv"]) == 0
     assert Path("link.csv").is_symlink() and len(Path("target.csv").read_text().split()) == 1797
-    code = ("import sys; from nn import cli; "
-            "sys.exit(cli.main(['predict', 'model.npz', '--out', '-']))")
-    pipe = subprocess.run(f"{sys.executable} -c \"{code}\" | head -2", shell=True,
-                          capture_output=True, text=True)
+    code = (
+        "import sys; from nn import cli; sys.exit(cli.main(['predict', 'model.npz', '--out', '-']))"
+    )
+    pipe = subprocess.run(
+        f'{sys.executable} -c "{code}" | head -2', shell=True, capture_output=True, text=True
+    )
     assert len(pipe.stdout.split()) == 2 and "Broken pipe" not in pipe.stderr
 
 
@@ -370,26 +464,45 @@ def test_predict_never_takes_an_npz_label_column_for_a_feature(files, capsys):
 
 
 def test_predict_to_dev_stdout_writes_only_the_predictions(files):
-    code = ("import sys; from nn import cli; "
-            "sys.exit(cli.main(['predict', 'model.npz', '--out', '/dev/stdout']))")
+    code = (
+        "import sys; from nn import cli; "
+        "sys.exit(cli.main(['predict', 'model.npz', '--out', '/dev/stdout']))"
+    )
     with open("p.csv", "w") as out:
-        result = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE,
-                                text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE, text=True
+        )
     assert result.returncode == 0 and "wrote 1797 predictions" in result.stderr
     lines = Path("p.csv").read_text().split()
     assert len(lines) == 1797 and all(s.isdigit() for s in lines)
 
 
-def test_a_one_feature_model_predicts_from_a_csv_of_features_only(tmp_path, monkeypatch,
-                                                                   capsys):
+def test_a_one_feature_model_predicts_from_a_csv_of_features_only(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     x = np.linspace(-1, 1, 50)
     np.savetxt("one.csv", np.column_stack([x, 3 * x + 1]), delimiter=",")
     np.savetxt("feat.csv", x[:, None], delimiter=",")
-    assert cli.main(["train", "--data", "one.csv", "--task", "regress", "--epochs", "2",
-                     "--quiet", "--out", "m1.npz"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "one.csv",
+                "--task",
+                "regress",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--out",
+                "m1.npz",
+            ]
+        )
+        == 0
+    )
     for data_file in ("feat.csv", "one.csv"):  # a label column after the feature is optional
         assert cli.main(["predict", "m1.npz", "--data", data_file, "--out", "p.npy"]) == 0
-        np.testing.assert_allclose(np.load("p.npy")[:, 0],
-                                   nn.load("m1.npz").predict(x[:, None].astype(np.float32))[:, 0],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            np.load("p.npy")[:, 0],
+            nn.load("m1.npz").predict(x[:, None].astype(np.float32))[:, 0],
+            rtol=1e-6,
+        )

@@ -55,18 +55,37 @@ def test_digits_load_from_an_installed_copy(tmp_path):
     root = Path(__file__).resolve().parents[1]
     target = tmp_path / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps",
-         "--no-cache-dir", "--quiet", "--target", str(target), str(root)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            "--quiet",
+            "--target",
+            str(target),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
     )
     # pip builds in an isolated environment (setuptools from PyPI, as any install does): a
     # failure here is a packaging defect, not a reason to skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
-    code = ("import nn.data, numpy as np; X, y = nn.data.load_digits(); "
-            "print(nn.data.__file__); print(X.shape, np.bincount(y).sum())")
+    code = (
+        "import nn.data, numpy as np; X, y = nn.data.load_digits(); "
+        "print(nn.data.__file__); print(X.shape, np.bincount(y).sum())"
+    )
     env = dict(os.environ, PYTHONPATH=str(target))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, env=env, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    ).stdout.splitlines()
     assert out[0].startswith(str(target))  # the installed copy, not the checkout
     assert out[1] == "(1797, 64) 1797"
 
@@ -199,8 +218,10 @@ def _write(path: Path, text: str) -> Path:
 
 def _csv_text(X, y, header=None):
     lines = [",".join(header)] if header else []
-    lines += [",".join([*(repr(float(v)) for v in row), str(label)])
-              for row, label in zip(X, y, strict=True)]
+    lines += [
+        ",".join([*(repr(float(v)) for v in row), str(label)])
+        for row, label in zip(X, y, strict=True)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -258,8 +279,11 @@ def test_csv_blank_lines_windows_newlines_and_bom(tmp_path):
         ("1,2,3\n\n4,5,6,7\n", r"bad\.csv, line 3: expected 3 columns, found 4"),
         ("1,2,3\n4,x,6\n", r"bad\.csv, line 2, column 2: expected a number, found 'x'"),
         ("1,2,3\n4,,6\n", r"bad\.csv, line 2, column 2: expected a number, found ''"),
-        ("a,b,c\n1,2,3\n4,5,nan\n", r"bad\.csv, line 3, column 3: expected a finite number, "
-                                    r"found 'nan'"),
+        (
+            "a,b,c\n1,2,3\n4,5,nan\n",
+            r"bad\.csv, line 3, column 3: expected a finite number, "
+            r"found 'nan'",
+        ),
         ("1,inf,3\n", r"bad\.csv, line 1, column 2: expected a finite number, found 'inf'"),
         ("1\n2\n", r"bad\.csv, line 1: expected at least 2 columns .* found 1"),
         ("a,b,c\n", r"bad\.csv, line 1: expected data rows after the header, found none"),
@@ -342,17 +366,32 @@ def test_npz_regression_and_two_dimensional_targets(tmp_path):
     [
         ({"X": np.ones((3, 2))}, r"d\.npz: expected arrays `X` and `y`, found \['X'\] .*`y`"),
         ({"data": np.ones(3)}, r"d\.npz: expected arrays `X` and `y`.*missing `X`, `y`"),
-        ({"X": np.ones((3, 2)), "y": np.ones(2)}, r"d\.npz: expected array `y` of shape \(3,\)"
-                                                  r".*found shape \(2,\)"),
-        ({"X": np.ones(3), "y": np.ones(3)}, r"d\.npz: expected array `X` of shape "
-                                             r"\(n_samples, n_features\).*found shape \(3,\)"),
-        ({"X": np.array([[1.0, np.nan]]), "y": np.ones(1)}, r"d\.npz: array `X`: expected finite"
-                                                             r".*index \(0, 1\)"),
-        ({"X": np.ones((2, 2)), "y": np.array([0.0, np.inf])}, r"d\.npz: array `y`: expected "
-                                                               r"finite"),
+        (
+            {"X": np.ones((3, 2)), "y": np.ones(2)},
+            r"d\.npz: expected array `y` of shape \(3,\)"
+            r".*found shape \(2,\)",
+        ),
+        (
+            {"X": np.ones(3), "y": np.ones(3)},
+            r"d\.npz: expected array `X` of shape "
+            r"\(n_samples, n_features\).*found shape \(3,\)",
+        ),
+        (
+            {"X": np.array([[1.0, np.nan]]), "y": np.ones(1)},
+            r"d\.npz: array `X`: expected finite"
+            r".*index \(0, 1\)",
+        ),
+        (
+            {"X": np.ones((2, 2)), "y": np.array([0.0, np.inf])},
+            r"d\.npz: array `y`: expected "
+            r"finite",
+        ),
         ({"X": np.array([["a", "b"]]), "y": np.ones(1)}, r"d\.npz: array `X`: expected numbers"),
-        ({"X": np.array([[1, None]], dtype=object), "y": np.ones(1)}, r"d\.npz: expected array "
-                                                                      r"`X` of numbers.*pickle"),
+        (
+            {"X": np.array([[1, None]], dtype=object), "y": np.ones(1)},
+            r"d\.npz: expected array "
+            r"`X` of numbers.*pickle",
+        ),
     ],
 )
 def test_npz_errors(tmp_path, arrays, match):
@@ -397,8 +436,11 @@ def test_npy_errors(tmp_path):
 
 def test_dataset_rejects_unknown_suffix(tmp_path):
     path = _write(tmp_path / "d.txt", "1,2\n")
-    with pytest.raises(ValueError, match=r"d\.txt: expected a file ending in one of .csv, "
-                                         r".csv.gz, .npz, .npy, found suffix '.txt'"):
+    with pytest.raises(
+        ValueError,
+        match=r"d\.txt: expected a file ending in one of .csv, "
+        r".csv.gz, .npz, .npy, found suffix '.txt'",
+    ):
         load_dataset(path)
 
 
@@ -444,12 +486,14 @@ def test_values_beyond_float32_are_refused_not_turned_into_inf(tmp_path, write):
 def test_a_stratified_split_keeps_every_class_in_the_training_set(seed):
     """Rounding gave a one-sample class to the test set (scikit-learn refuses such classes)."""
     y = np.array([0] * 9 + [1])
-    _, _, y_train, y_test = train_test_split(np.arange(10)[:, None], y, 0.5,
-                                                  stratify=True, seed=seed)
+    _, _, y_train, y_test = train_test_split(
+        np.arange(10)[:, None], y, 0.5, stratify=True, seed=seed
+    )
     assert 1 in y_train and len(y_test) == 5
     y = np.array([0] * 4 + [1])
-    _, _, y_train, y_test = train_test_split(np.arange(5)[:, None], y, 0.6,
-                                                  stratify=True, seed=seed)
+    _, _, y_train, y_test = train_test_split(
+        np.arange(5)[:, None], y, 0.6, stratify=True, seed=seed
+    )
     assert 1 in y_train and len(y_test) == 3
 
 
@@ -482,8 +526,9 @@ def test_a_stratified_split_keeps_every_class_whenever_the_counts_allow_it():
         y = np.repeat([0, 1, 2], np.array(counts) + 1)
         for n_test in range(1, len(y) - 2):  # leaves at least 3 training samples
             for seed in range(3):
-                _, _, y_train, y_test = train_test_split(y[:, None], y, n_test,
-                                                         stratify=True, seed=seed)
+                _, _, y_train, y_test = train_test_split(
+                    y[:, None], y, n_test, stratify=True, seed=seed
+                )
                 assert len(y_test) == n_test
                 assert set(y_train) == {0, 1, 2}, (counts, n_test, seed)
 
@@ -492,8 +537,7 @@ def test_a_stratified_split_of_one_big_class_and_many_singletons_keeps_every_cla
     """Only the big class can give test samples without emptying a class: it gives them all."""
     k = 4000
     y = np.r_[np.zeros(k, np.int64), np.arange(1, k + 1)]
-    _, _, y_train, y_test = train_test_split(np.zeros((2 * k, 1)), y, k - 1, stratify=True,
-                                             seed=0)
+    _, _, y_train, y_test = train_test_split(np.zeros((2 * k, 1)), y, k - 1, stratify=True, seed=0)
     assert len(y_test) == k - 1 and set(y_test) == {0}
     assert len(set(y_train)) == k + 1  # every class keeps a training sample
 

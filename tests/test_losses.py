@@ -543,7 +543,7 @@ def test_get_rejects_unknown_names():
 @pytest.mark.parametrize("cls", [MSE, L1, Huber, BinaryCrossEntropy, CrossEntropy])
 def test_unknown_reduction(cls):
     msg = (
-        r"Received an invalid value for `reduction`, expected one of \('mean', 'sum'\)\. "
+        r"Received an invalid value for `reduction`, expected one of 'mean', 'sum'\. "
         r"Received: reduction='avg'"
     )
     with pytest.raises(ValueError, match=msg):
@@ -556,9 +556,13 @@ def test_unknown_reduction(cls):
     ("make", "exc", "match"),
     [
         (lambda: Huber(delta=-1.0), ValueError, r"`delta`, expected a positive .*delta=-1\.0"),
-        (lambda: Huber(delta=0), ValueError, r"`delta`, expected a positive number"),
-        (lambda: Huber(delta=float("nan")), ValueError, r"`delta`, expected a finite"),
-        (lambda: Huber(delta="1"), TypeError, r"`delta`, expected a real number"),
+        (lambda: Huber(delta=0), ValueError, r"`delta`, expected a positive finite number"),
+        (lambda: Huber(delta=float("nan")), ValueError, r"`delta`, expected a positive finite"),
+        (
+            lambda: Huber(delta="1"),
+            TypeError,
+            r"invalid type for `delta`, expected a positive finite number",
+        ),
         (
             lambda: CrossEntropy(label_smoothing=1.0),
             ValueError,
@@ -623,20 +627,19 @@ Z = np.zeros((4, 3))
             CrossEntropy(),
             (Z, np.array([0, 1, 3, 2])),
             ValueError,
-            r"expected integer class labels in \[0, C\) = \[0, 3\)\. "
-            r"Received a label out of range: target\[2\]=3",
+            r"expected integer class labels in \[0, 3\)\. Received: target\[2\]=3",
         ),
         (
             CrossEntropy(),
             (Z, np.array([0, -1, 1, 2])),
             ValueError,
-            r"Received a negative label: target\[1\]=-1",
+            r"integer class labels in \[0, 3\)\. Received: target\[1\]=-1",
         ),
         (
             CrossEntropy(),
             (Z, np.array([0.0, 1.0, 1.5, 2.0])),
             ValueError,
-            r"float labels must be whole numbers\. Received a fractional label: target\[2\]=1\.5",
+            r"integer class labels in \[0, 3\)\. Received: target\[2\]=1\.5",
         ),
         (
             CrossEntropy(),
@@ -648,18 +651,33 @@ Z = np.zeros((4, 3))
             CrossEntropy(),
             (Z, np.array([0.0, np.inf, 1.0, 2.0])),
             ValueError,
-            r"out of range: target\[1\]=inf",
+            r"`target\[1\]`, expected integer class labels.*target\[1\]=inf",
         ),
         # NaN and inf in targets
         (
             MSE(),
             (Z, np.array([[0, 0, 0], [0, np.nan, 0], [0] * 3, [0] * 3])),
             ValueError,
-            r"`target`, expected finite values\. Received: target with 1 NaN and 0 infinite",
+            r"target contains NaN or infinity \(first at row 1\)",
         ),
-        (Huber(), (Z, np.full((4, 3), np.inf)), ValueError, r"with 0 NaN and 12 infinite"),
-        (CrossEntropy(), (Z, np.full((4, 3), np.nan)), ValueError, r"12 NaN"),
-        (BinaryCrossEntropy(), (Z, np.full((4, 3), np.nan)), ValueError, r"`target`, expected"),
+        (
+            Huber(),
+            (Z, np.full((4, 3), np.inf)),
+            ValueError,
+            r"target contains NaN or infinity \(first at row 0\)",
+        ),
+        (
+            CrossEntropy(),
+            (Z, np.full((4, 3), np.nan)),
+            ValueError,
+            r"target contains NaN or infinity",
+        ),
+        (
+            BinaryCrossEntropy(),
+            (Z, np.full((4, 3), np.nan)),
+            ValueError,
+            r"target contains NaN or infinity",
+        ),
         # probabilities
         (
             BinaryCrossEntropy(from_logits=False),
@@ -691,11 +709,11 @@ def test_forward_validation(loss, args, exc, match):
         (
             np.ones(3),
             ValueError,
-            r"`sample_weight`, expected shape \(N,\) = \(4,\), one weight per sample\. "
+            r"`sample_weight`, expected shape \(4,\), one weight per sample\. "
             r"Received: sample_weight with shape \(3,\)",
         ),
         (np.ones((4, 1)), ValueError, r"shape \(4, 1\)"),
-        (np.array([1.0, np.nan, 1.0, 1.0]), ValueError, r"`sample_weight`, expected finite"),
+        (np.array([1.0, np.nan, 1.0, 1.0]), ValueError, r"sample_weight contains NaN or infinity"),
         (np.array(["a"] * 4), TypeError, r"`sample_weight`, expected an array of real"),
     ],
 )
@@ -735,5 +753,6 @@ def test_denominator_is_what_the_last_forward_divided_by():
     labels = np.array([0, 2, 2, 1, 0, 2])
     value = ce(pred, labels)
     assert ce.denominator() == 1 + 5 + 5 + 2 + 1 + 5  # Σ_n w_label_n, as PyTorch divides
-    assert value * ce.denominator() == pytest.approx(CrossEntropy(weight=[1.0, 2.0, 5.0],
-                                                                  reduction="sum")(pred, labels))
+    assert value * ce.denominator() == pytest.approx(
+        CrossEntropy(weight=[1.0, 2.0, 5.0], reduction="sum")(pred, labels)
+    )

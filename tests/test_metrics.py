@@ -101,8 +101,13 @@ def test_fit_rejects_an_unknown_metric_before_training():
     before = model.theta.copy()
     with pytest.raises(ValueError, match="accuracy"):
         model.fit(
-            np.zeros((4, 2)), np.zeros(4, dtype=int), loss="cross_entropy",
-            optimizer="sgd", epochs=1, metrics=["precision"], progress=False,
+            np.zeros((4, 2)),
+            np.zeros(4, dtype=int),
+            loss="cross_entropy",
+            optimizer="sgd",
+            epochs=1,
+            metrics=["precision"],
+            progress=False,
         )
     assert np.array_equal(model.theta, before)
 

@@ -331,7 +331,7 @@ def test_constructor_validation(cls):
         cls(0)
     with pytest.raises(TypeError, match=r"`n_features`.*n_features=2.5"):
         cls(2.5)
-    with pytest.raises(ValueError, match=r"`eps`.*positive number.*eps=0"):
+    with pytest.raises(ValueError, match=r"`eps`.*positive finite number.*eps=0"):
         cls(3, eps=0)
     with pytest.raises(ValueError, match=r"`eps`.*eps=nan"):
         cls(3, eps=float("nan"))

@@ -33,9 +33,17 @@ def test_initial_state_is_the_identity():
     assert repr(layer) == "Standardize(n_features=3)"
 
 
-@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-2, ValueError),
-                                              (2.0, TypeError), (True, TypeError),
-                                              ("3", TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-2, ValueError),
+        (2.0, TypeError),
+        (True, TypeError),
+        ("3", TypeError),
+        (None, TypeError),
+    ],
+)
 def test_constructor_rejects_non_positive_integers(value, error):
     with pytest.raises(error, match=r"n_features.*positive integer"):
         Standardize(value)

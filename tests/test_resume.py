@@ -38,28 +38,47 @@ def data(n=90, seed=0):
 def build(kind):
     """A fresh model, optimizer and callbacks (new objects every time)."""
     if kind == "dropout-adam":
-        model = nn.Sequential(nn.Dense(4, 16, activation="relu"), nn.Dropout(0.3),
-                              nn.Dense(16, 2), seed=1)
+        model = nn.Sequential(
+            nn.Dense(4, 16, activation="relu"), nn.Dropout(0.3), nn.Dense(16, 2), seed=1
+        )
         opt = optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
-        callbacks = [optim.StepLR(opt, step_size=1, gamma=0.7),
-                     nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True)]
+        callbacks = [
+            optim.StepLR(opt, step_size=1, gamma=0.7),
+            nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
+        ]
     elif kind == "batchnorm-sgd":
-        model = nn.Sequential(nn.Standardize(4), nn.Dense(4, 8), nn.BatchNorm1d(8),
-                              nn.Dense(8, 2, activation=None), seed=2)
+        model = nn.Sequential(
+            nn.Standardize(4),
+            nn.Dense(4, 8),
+            nn.BatchNorm1d(8),
+            nn.Dense(8, 2, activation=None),
+            seed=2,
+        )
         model.layers[0].adapt(data()[0])
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
         callbacks = [optim.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.2)]
     else:  # a float64 model with RMSprop and dropout
-        model = nn.Sequential(nn.Dense(4, 8, activation="tanh"), nn.Dropout(0.2),
-                              nn.Dense(8, 2), seed=3, dtype=np.float64)
+        model = nn.Sequential(
+            nn.Dense(4, 8, activation="tanh"),
+            nn.Dropout(0.2),
+            nn.Dense(8, 2),
+            seed=3,
+            dtype=np.float64,
+        )
         opt = optim.RMSprop(model.parameters(), lr=1e-2, momentum=0.5, centered=True)
         callbacks = [optim.CosineAnnealingLR(opt, T_max=4)]
     return model, opt, callbacks
 
 
 KINDS = ["dropout-adam", "batchnorm-sgd", "rmsprop-float64"]
-FIT = {"loss": "cross_entropy", "batch_size": 16, "seed": 5, "metrics": ["accuracy"],
-       "validation_split": 0.2, "progress": False}
+FIT = {
+    "loss": "cross_entropy",
+    "batch_size": 16,
+    "seed": 5,
+    "metrics": ["accuracy"],
+    "validation_split": 0.2,
+    "progress": False,
+}
 
 
 def model_state(model):
@@ -90,8 +109,7 @@ def test_fit_checkpoint_then_resume_equals_one_run_bitwise(tmp_path, kind):
     del model, opt, callbacks  # a new process would start from nothing
 
     model, opt, callbacks = build(kind)
-    history = model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=path,
-                        **FIT)
+    history = model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=path, **FIT)
     assert_same_state(model, reference)
     assert history.history == ref_history.history and history.epoch == [0, 1, 2, 3]
     assert opt.steps == ref_opt.steps and opt.lr == ref_opt.lr
@@ -108,8 +126,15 @@ def test_model_checkpoint_with_training_state_resumes_bitwise(tmp_path):
     saver = nn.ModelCheckpoint(path, save_training_state=True)
     model.fit(X, y, optimizer=opt, epochs=2, callbacks=[*callbacks, saver], **FIT)
     model, opt, callbacks = build("dropout-adam")
-    history = model.fit(X, y, optimizer=opt, epochs=4, resume_from=path, **FIT,
-                        callbacks=[*callbacks, nn.ModelCheckpoint(path, save_training_state=True)])
+    history = model.fit(
+        X,
+        y,
+        optimizer=opt,
+        epochs=4,
+        resume_from=path,
+        **FIT,
+        callbacks=[*callbacks, nn.ModelCheckpoint(path, save_training_state=True)],
+    )
     assert_same_state(model, reference)
     assert history.history == ref_history.history
 
@@ -123,8 +148,16 @@ def test_resuming_in_several_hops_and_with_another_seed(tmp_path):
     for stop in (3, 5):
         model, opt, callbacks = build("rmsprop-float64")
         kwargs = {**FIT, "seed": 999}  # the checkpoint's generator state wins
-        history = model.fit(X, y, optimizer=opt, epochs=stop, callbacks=callbacks,
-                            checkpoint=path, resume_from=path, **kwargs)
+        history = model.fit(
+            X,
+            y,
+            optimizer=opt,
+            epochs=stop,
+            callbacks=callbacks,
+            checkpoint=path,
+            resume_from=path,
+            **kwargs,
+        )
     assert_same_state(model, reference)
     assert history.history == ref_history.history
 
@@ -133,8 +166,7 @@ def test_the_checkpoint_holds_model_optimizer_epoch_rng_and_history(tmp_path):
     X, y = data()
     model, opt, callbacks = build("dropout-adam")
     path = tmp_path / "c.npz"
-    history = model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, checkpoint=path,
-                        **FIT)
+    history = model.fit(X, y, optimizer=opt, epochs=3, callbacks=callbacks, checkpoint=path, **FIT)
 
     ckpt = load_checkpoint(path, lambda params: optim.Adam(params, lr=1e-2, weight_decay=1e-3))
     assert isinstance(ckpt, Checkpoint) and ckpt.epoch == 3
@@ -163,8 +195,9 @@ def test_load_checkpoint_then_continue_training_by_hand(tmp_path):
     model.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks, checkpoint=path, **FIT)
     ckpt = load_checkpoint(path, lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True))
     plateau = optim.ReduceLROnPlateau(ckpt.optimizer, factor=0.5, patience=0, threshold=0.2)
-    ckpt.model.fit(X, y, optimizer=ckpt.optimizer, epochs=3, callbacks=[plateau],
-                   resume_from=path, **FIT)
+    ckpt.model.fit(
+        X, y, optimizer=ckpt.optimizer, epochs=3, callbacks=[plateau], resume_from=path, **FIT
+    )
     assert_same_state(ckpt.model, reference)
 
 
@@ -175,8 +208,9 @@ def test_resume_when_the_epochs_are_already_done_trains_nothing(tmp_path):
     model.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks, checkpoint=path, **FIT)
     fresh, opt, callbacks = build("dropout-adam")
     with pytest.warns(UserWarning, match=r"at epoch 2 already and epochs=2.*nothing was trained"):
-        history = fresh.fit(X, y, optimizer=opt, epochs=2, callbacks=callbacks,
-                            resume_from=path, **FIT)
+        history = fresh.fit(
+            X, y, optimizer=opt, epochs=2, callbacks=callbacks, resume_from=path, **FIT
+        )
     assert history.epoch == [0, 1]
     assert np.array_equal(fresh.theta, model.theta)
 
@@ -192,8 +226,7 @@ def test_resuming_another_architecture_is_refused_and_changes_nothing(tmp_path):
     other = nn.Sequential(nn.Dense(4, 12, activation="relu"), nn.Dense(12, 2), seed=1)
     before = other.theta.copy()
     with pytest.raises(ValueError, match="build the same architecture"):
-        other.fit(X, y, optimizer=optim.Adam(other.parameters()), epochs=2, resume_from=path,
-                  **FIT)
+        other.fit(X, y, optimizer=optim.Adam(other.parameters()), epochs=2, resume_from=path, **FIT)
     assert np.array_equal(other.theta, before)
 
 
@@ -205,11 +238,18 @@ def test_resuming_with_another_optimizer_is_refused(tmp_path):
     fresh, _, _ = build("dropout-adam")
     before = fresh.theta.copy()
     with pytest.raises(ValueError, match="'Adam'"):
-        fresh.fit(X, y, optimizer=optim.SGD(fresh.parameters(), lr=0.1), epochs=2,
-                  resume_from=path, **FIT)
+        fresh.fit(
+            X, y, optimizer=optim.SGD(fresh.parameters(), lr=0.1), epochs=2, resume_from=path, **FIT
+        )
     with pytest.raises(ValueError, match="weight_decay"):
-        fresh.fit(X, y, optimizer=optim.Adam(fresh.parameters(), lr=1e-2), epochs=2,
-                  resume_from=path, **FIT)
+        fresh.fit(
+            X,
+            y,
+            optimizer=optim.Adam(fresh.parameters(), lr=1e-2),
+            epochs=2,
+            resume_from=path,
+            **FIT,
+        )
     assert np.array_equal(fresh.theta, before)
 
 
@@ -254,8 +294,9 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkey
 
     model, opt, callbacks = build("dropout-adam")
     with pytest.raises(OSError, match="disk full"):
-        model.fit(X, y, optimizer=opt, epochs=3, callbacks=[*callbacks, Crash()],
-                  checkpoint=path, **FIT)
+        model.fit(
+            X, y, optimizer=opt, epochs=3, callbacks=[*callbacks, Crash()], checkpoint=path, **FIT
+        )
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left
     ckpt = load_checkpoint(path)
@@ -277,8 +318,10 @@ def test_checkpoint_json_is_plain_and_documented(tmp_path):
     assert training["kind"] == "chainrule.checkpoint" and training["version"] == 1
     assert training["epoch"] == 7 and training["rng"]["bit_generator"] == "PCG64"
     assert training["optimizer"]["optimizer"] == "Adam"
-    assert training["arrays"]["optimizer.exp_avg"] == {"dtype": "float32",
-                                                       "shape": [model.n_parameters]}
+    assert training["arrays"]["optimizer.exp_avg"] == {
+        "dtype": "float32",
+        "shape": [model.n_parameters],
+    }
 
 
 # -- all or nothing, and crafted files ---------------------------------------------------------
@@ -290,9 +333,7 @@ def snapshot(model, opt, callbacks):
         "model": model_state(model),
         "rng": model.rng.bit_generator.state,
         "optimizer": {k: np.copy(v) for k, v in opt.state_dict().items()},
-        "callbacks": [
-            {k: np.copy(v) for k, v in cb.state_dict().items()} for cb in callbacks
-        ],
+        "callbacks": [{k: np.copy(v) for k, v in cb.state_dict().items()} for cb in callbacks],
     }
 
 
@@ -301,8 +342,10 @@ def assert_unchanged(before, model, opt, callbacks):
     for x, y in zip(before["model"], after["model"], strict=True):
         assert x.dtype == y.dtype and np.array_equal(x, y)
     assert after["rng"] == before["rng"]
-    for old, new in [(before["optimizer"], after["optimizer"]),
-                     *zip(before["callbacks"], after["callbacks"], strict=True)]:
+    for old, new in [
+        (before["optimizer"], after["optimizer"]),
+        *zip(before["callbacks"], after["callbacks"], strict=True),
+    ]:
         assert old.keys() == new.keys()
         for key in old:
             assert old[key].dtype == new[key].dtype and np.array_equal(old[key], new[key]), key
@@ -311,8 +354,10 @@ def assert_unchanged(before, model, opt, callbacks):
 def stopper_then_schedule(gamma):
     """EarlyStopping (with best weights) at position 0, a StepLR at position 1."""
     model, opt, _ = build("dropout-adam")
-    callbacks = [nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
-                 nn.LearningRateScheduler(optim.StepLR(opt, step_size=1, gamma=gamma))]
+    callbacks = [
+        nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
+        nn.LearningRateScheduler(optim.StepLR(opt, step_size=1, gamma=gamma)),
+    ]
     return model, opt, callbacks
 
 
@@ -333,8 +378,7 @@ def test_a_schedule_mismatch_changes_nothing_not_even_the_optimizer(saved_run):
     model.rng.bit_generator.advance(12345)  # differs from the saved generator state
     before = snapshot(model, opt, callbacks)
     with pytest.raises(ValueError, match="gamma=0.5") as info:
-        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run,
-                  **FIT)
+        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run, **FIT)
     assert isinstance(info.value, StateMismatchError)
     assert not isinstance(info.value, ModelFileError)  # the user's mistake, not the file's
     assert str(saved_run) in str(info.value)
@@ -357,8 +401,10 @@ def test_a_schedule_mismatch_changes_nothing_not_even_the_optimizer(saved_run):
 
 def test_another_schedule_class_is_a_mismatch_too(saved_run):
     model, opt, _ = build("dropout-adam")
-    callbacks = [nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
-                 nn.LearningRateScheduler(optim.ExponentialLR(opt, gamma=0.5))]
+    callbacks = [
+        nn.EarlyStopping("val_loss", patience=50, restore_best_weights=True),
+        nn.LearningRateScheduler(optim.ExponentialLR(opt, gamma=0.5)),
+    ]
     before = snapshot(model, opt, callbacks)
     with pytest.raises(StateMismatchError, match="'StepLR'"):
         restore_checkpoint(saved_run, model, opt, callbacks)
@@ -385,9 +431,11 @@ def craft(path, edit):
 
 def set_array(key, array):
     """An edit storing ``array`` as ``key`` and declaring it consistently."""
+
     def edit(training, arrays):
         arrays[key] = array
         training["arrays"][key] = {"dtype": array.dtype.name, "shape": list(array.shape)}
+
     return edit
 
 
@@ -417,9 +465,11 @@ CRAFTED = {
     "unexpected stopper key": lambda t, a: stopper(t)["json"].update(extra=1),
     "best weights the wrong shape": set_array("callback.0.best_weights.0", np.zeros(3, "f4")),
     "best weights the wrong dtype": lambda t, a: set_array(
-        "callback.0.best_weights.0", a["callback.0.best_weights.0"].astype("f8"))(t, a),
+        "callback.0.best_weights.0", a["callback.0.best_weights.0"].astype("f8")
+    )(t, a),
     "scheduler not an object": lambda t, a: t["callbacks"]["1.LearningRateScheduler"][
-        "json"].update(scheduler=3),
+        "json"
+    ].update(scheduler=3),
     "scheduler counter a string": lambda t, a: schedule(t).update(last_epoch="2"),
     "scheduler counter negative": lambda t, a: schedule(t).update(last_epoch=-2),
     "scheduler lr infinite": lambda t, a: schedule(t).update(base_lr=float("inf")),
@@ -432,7 +482,8 @@ CRAFTED = {
     "optimizer value a list": lambda t, a: t["optimizer"].update(eps=[1e-8]),
     "optimizer buffer shape": set_array("optimizer.exp_avg", np.zeros(3, "f4")),
     "optimizer buffer dtype": lambda t, a: set_array(
-        "optimizer.exp_avg", a["optimizer.exp_avg"].astype("f8"))(t, a),
+        "optimizer.exp_avg", a["optimizer.exp_avg"].astype("f8")
+    )(t, a),
     "optimizer buffer also JSON": set_array("optimizer.lr", np.zeros(1, "f4")),
     "an array nobody claims": set_array("callback.7.x", np.zeros(1, "f4")),
     "arrays declared wrongly": lambda t, a: t["arrays"]["optimizer.exp_avg"].update(shape=[1]),
@@ -457,8 +508,7 @@ def test_crafted_checkpoints_raise_model_file_error_and_change_nothing(saved_run
     model.rng.bit_generator.advance(12345)
     before = snapshot(model, opt, callbacks)
     with pytest.raises(ModelFileError, match=re.escape(str(saved_run))):
-        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run,
-                  **FIT)
+        model.fit(X, y, optimizer=opt, epochs=4, callbacks=callbacks, resume_from=saved_run, **FIT)
     assert_unchanged(before, model, opt, callbacks)
     with pytest.raises(ModelFileError):
         restore_checkpoint(saved_run, model, opt, callbacks)
@@ -476,11 +526,16 @@ def test_crafting_itself_keeps_a_valid_checkpoint(saved_run):
 
 def test_load_checkpoint_refuses_an_optimizer_of_other_parameters_too(tmp_path):
     X, y = data()
-    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
-                          seed=0)
+    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2), seed=0)
     path = tmp_path / "p.npz"
-    model.fit(X, y, optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2), epochs=1,
-              checkpoint=path, **{k: v for k, v in FIT.items() if k != "validation_split"})
+    model.fit(
+        X,
+        y,
+        optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2),
+        epochs=1,
+        checkpoint=path,
+        **{k: v for k, v in FIT.items() if k != "validation_split"},
+    )
     with pytest.raises(ValueError, match=r"updated the entries \[\[20, 40\]\] of θ"):
         load_checkpoint(path, optimizer=lambda params: optim.Adam(params[0:2], lr=1e-2))
     loaded = load_checkpoint(path, optimizer=lambda params: optim.Adam(params[2:4], lr=1e-2))
@@ -523,8 +578,7 @@ def test_callbacks_that_cannot_be_copied_are_loaded_in_place_and_put_back(tmp_pa
     X, y = data()
     path = tmp_path / "c.npz"
     model, opt, _ = build("dropout-adam")
-    model.fit(X, y, optimizer=opt, epochs=2, callbacks=[Locked(), Locked()], checkpoint=path,
-              **FIT)
+    model.fit(X, y, optimizer=opt, epochs=2, callbacks=[Locked(), Locked()], checkpoint=path, **FIT)
     model, opt, _ = build("dropout-adam")
     callbacks = [Locked(), Locked()]
     restore_checkpoint(path, model, opt, callbacks)
@@ -542,13 +596,21 @@ def test_callbacks_that_cannot_be_copied_are_loaded_in_place_and_put_back(tmp_pa
 def test_callback_load_state_dict_checks_everything_before_writing():
     stopper = nn.EarlyStopping(patience=3)
     good = {"best": 0.5, "wait": 1, "best_epoch": 2, "stopped_epoch": None}
-    for bad, error in [({**good, "best": "x"}, TypeError), ({**good, "wait": None}, TypeError),
-                       ({"best": 0.5}, ValueError), ([], TypeError),
-                       ({**good, "best": float("nan")}, ValueError)]:
+    for bad, error in [
+        ({**good, "best": "x"}, TypeError),
+        ({**good, "wait": None}, TypeError),
+        ({"best": 0.5}, ValueError),
+        ([], TypeError),
+        ({**good, "best": float("nan")}, ValueError),
+    ]:
         with pytest.raises(error):
             stopper.load_state_dict(bad)
-        assert stopper.state_dict() == {"best": np.inf, "wait": 0, "best_epoch": None,
-                                        "stopped_epoch": None}
+        assert stopper.state_dict() == {
+            "best": np.inf,
+            "wait": 0,
+            "best_epoch": None,
+            "stopped_epoch": None,
+        }
     stopper.load_state_dict(good)
     assert stopper.state_dict() == good
 
@@ -590,25 +652,46 @@ def test_an_optimizer_of_some_parameters_resumes_bitwise_and_a_full_one_is_refus
 
     fresh = nn.Sequential(nn.Dense(4, 6, activation="relu"), nn.Dense(6, 2), seed=0)
     before = fresh.theta.copy()
-    with pytest.raises(ValueError, match=r"updated the entries \[\[30, 44\]\] of θ, this one "
-                                         r"updates \[\[0, 44\]\]"):
-        fresh.fit(X, y, optimizer=optim.Adam(fresh.parameters(), lr=1e-2), epochs=4,
-                  resume_from=path, **fit)
+    with pytest.raises(
+        ValueError,
+        match=r"updated the entries \[\[30, 44\]\] of θ, this one "
+        r"updates \[\[0, 44\]\]",
+    ):
+        fresh.fit(
+            X,
+            y,
+            optimizer=optim.Adam(fresh.parameters(), lr=1e-2),
+            epochs=4,
+            resume_from=path,
+            **fit,
+        )
     assert np.array_equal(fresh.theta, before)
 
 
 def test_an_optimizer_of_other_parameters_of_the_same_size_is_refused(tmp_path):
     """Layer 1's moments must not be loaded into an optimizer of layer 0 (both 20 entries)."""
     X, y = data()
-    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
-                          seed=0)
+    model = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2), seed=0)
     path = tmp_path / "p.npz"
-    model.fit(X, y, optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2), epochs=1,
-              checkpoint=path, **{k: v for k, v in FIT.items() if k != "validation_split"})
-    fresh = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2),
-                          seed=0)
-    with pytest.raises(ValueError, match=r"updated the entries \[\[20, 40\]\] of θ, this one "
-                                         r"updates \[\[0, 20\]\]; give it the same"):
-        fresh.fit(X, y, optimizer=optim.Adam(fresh.layers[0].parameters(), lr=1e-2),
-                  epochs=2, resume_from=path,
-                  **{k: v for k, v in FIT.items() if k != "validation_split"})
+    model.fit(
+        X,
+        y,
+        optimizer=optim.Adam(model.layers[1].parameters(), lr=1e-2),
+        epochs=1,
+        checkpoint=path,
+        **{k: v for k, v in FIT.items() if k != "validation_split"},
+    )
+    fresh = nn.Sequential(nn.Dense(4, 4, activation="relu"), nn.Dense(4, 4), nn.Dense(4, 2), seed=0)
+    with pytest.raises(
+        ValueError,
+        match=r"updated the entries \[\[20, 40\]\] of θ, this one "
+        r"updates \[\[0, 20\]\]; give it the same",
+    ):
+        fresh.fit(
+            X,
+            y,
+            optimizer=optim.Adam(fresh.layers[0].parameters(), lr=1e-2),
+            epochs=2,
+            resume_from=path,
+            **{k: v for k, v in FIT.items() if k != "validation_split"},
+        )

@@ -432,7 +432,6 @@ def test_mismatched_consecutive_sizes_are_value_errors(layers):
         nn.Sequential(*layers())
 
 
-
 @pytest.mark.parametrize(
     "bad",
     [
@@ -497,8 +496,13 @@ def test_predict_rejects_bad_batch_size(bad, error):
 def test_backward_without_accumulate_writes_every_gradient(dtype):
     """accumulate=False gives zero_grad() + backward exactly, whatever ∇θ held before."""
     model = nn.Sequential(
-        nn.Dense(4, 6, activation="tanh"), nn.BatchNorm1d(6), nn.Dense(6, 5, activation="relu"),
-        nn.LayerNorm(5), nn.Dense(5, 3), seed=3, dtype=dtype,
+        nn.Dense(4, 6, activation="tanh"),
+        nn.BatchNorm1d(6),
+        nn.Dense(6, 5, activation="relu"),
+        nn.LayerNorm(5),
+        nn.Dense(5, 3),
+        seed=3,
+        dtype=dtype,
     )
     x, g = data((7, 4)).astype(dtype), data((7, 3), 1).astype(dtype)
     model.zero_grad()

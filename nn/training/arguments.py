@@ -11,7 +11,13 @@ import numpy as np
 
 import losses
 import optim
-from nn.checks import check_array, check_finite, check_same_length
+from nn.checks import (
+    check_array,
+    check_finite,
+    check_labels,
+    check_same_length,
+    check_sample_weight,
+)
 from nn.training.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 from nn.training.metrics import Metric, get_metric
 from optim.lr_scheduler import LRScheduler
@@ -101,7 +107,7 @@ def check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
     the model's output width; a 1-D y is one column, and becomes ``(N, 1)`` for a loss.
     Catching this here names ``y`` and its shape; the loss would only see the first batch.
     """
-    y = check_array(y, name, ndim=None)
+    y = check_array(name, y, ndim=None)
     if y.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, but has shape {y.shape}")
     n_outputs = model_outputs(model)
@@ -109,9 +115,9 @@ def check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
         isinstance(loss, losses.CrossEntropy) or (loss is None and n_outputs not in (None, 1))
     )
     if labels:
-        check_labels(y, n_outputs, name)
+        check_labels(name, y, n_outputs)
         return y
-    check_finite(y, name, dtype=model.dtype)  # targets too large for the model's dtype
+    check_finite(name, y, dtype=model.dtype)  # targets too large for the model's dtype
     width = 1 if y.ndim == 1 else y.shape[1]
     if n_outputs is not None and width != n_outputs:
         kind = "class-probability rows" if isinstance(loss, losses.CrossEntropy) else "targets"
@@ -137,60 +143,6 @@ def model_outputs(model) -> int | None:
     for layer in model.layers:
         n = layer.output_features(n)
     return n
-
-
-def check_labels(y: np.ndarray, n_classes: int | None, name: str = "y") -> None:
-    """Class labels: whole numbers in [0, n_classes), checked up front.
-
-    The loss checks each batch too, but only when it reaches it: a bad label in the last
-    batch would otherwise stop training after most of an epoch.
-    """
-    if y.dtype.kind == "b":
-        raise TypeError(
-            f"{name} must hold integer class labels for CrossEntropy, but has dtype bool; "
-            f"pass {name}.astype(int) for classes 0 and 1"
-        )
-    if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
-        i = int(np.flatnonzero(y != np.floor(y))[0])
-        raise ValueError(
-            f"{name} must hold integer class labels for CrossEntropy, but {name}[{i}] is "
-            f"{y[i].item()!r}"
-        )
-    low, high = y.min(), y.max()
-    if low < 0 or (n_classes is not None and high >= n_classes):
-        i = int(np.flatnonzero((y < 0) | (y >= (n_classes or np.inf)))[0])
-        raise ValueError(
-            f"{name} has a class label out of range: {name}[{i}] is {y[i].item()!r}, but the "
-            f"model has {n_classes} outputs, so labels must lie in 0..{(n_classes or 0) - 1}"
-        )
-
-
-def check_sample_weight(sample_weight: object, n: int, dtype: np.dtype, name: str):
-    """``sample_weight`` as a finite, non-negative ``(n,)`` array of the model's dtype."""
-    if sample_weight is None:
-        return None
-    sw = check_array(sample_weight, name, ndim=1)
-    if sw.shape != (n,):
-        raise ValueError(
-            f"{name} must have shape ({n},), one weight per sample, but has shape {sw.shape}"
-        )
-    if sw.min() < 0:
-        i = int(np.flatnonzero(sw < 0)[0])
-        raise ValueError(f"{name} must be non-negative, but {name}[{i}] is {sw[i].item()!r}")
-    return np.asarray(sw, dtype=dtype)
-
-
-def check_clip(name: str, clip: object) -> float | None:
-    """A clipping bound: None, or a positive finite number (optim's own check)."""
-    return None if clip is None else optim._checks.positive(name, clip)
-
-
-def check_choice(name: str, value: object, choices: tuple, expected: str) -> None:
-    if not any(value is choice for choice in choices):
-        raise TypeError(
-            f"Received an invalid value for `{name}`, expected {expected}. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def check_path(name: str, path: object) -> None:
@@ -223,13 +175,13 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
             "`validation_data` must be a tuple (X_val, y_val) or (X_val, y_val, "
             f"sample_weight_val). Received: {type(validation_data).__name__}"
         )
-    X_val = check_array(validation_data[0], "X_val", n_features=model.n_features, dtype=model.dtype)
+    X_val = check_array("X_val", validation_data[0], n_features=model.n_features, dtype=model.dtype)
     y_val = check_targets(validation_data[1], loss, model, "y_val")
-    check_same_length(X_val, y_val, "X_val", "y_val")
+    check_same_length("X_val", X_val, "y_val", y_val)
     sw_val = None
     if len(validation_data) == 3:
         sw_val = check_sample_weight(
-            validation_data[2], len(X_val), model.dtype, "sample_weight_val"
+            "sample_weight_val", validation_data[2], len(X_val), model.dtype
         )
     return X, y, sw, (X_val, y_val, sw_val)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nn.checks import check_bool, check_non_negative, check_non_negative_int
 from nn.training.checkpoint import save_checkpoint
 from nn.training.history import StateMismatchError
 from optim.lr_scheduler import LRScheduler
@@ -87,16 +88,7 @@ class _Monitor:
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"`monitor` must be a string such as 'val_loss'. Received: {monitor!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
-            raise TypeError(
-                "Received an invalid value for `min_delta`, expected a non-negative number. "
-                f"Received: min_delta={min_delta!r}"
-            )
-        if not (math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(
-                "Received an invalid value for `min_delta`, expected a non-negative number. "
-                f"Received: min_delta={min_delta!r}"
-            )
+        min_delta = check_non_negative("min_delta", min_delta)
         self.monitor = monitor
         self.mode = _mode_for(monitor, mode)
         self.min_delta = float(min_delta)
@@ -158,19 +150,9 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral):
-            raise TypeError(
-                f"Received an invalid type for `patience`, expected a non-negative integer. "
-                f"Received: patience={patience!r} of type {type(patience).__name__}"
-            )
-        if patience < 0:
-            raise ValueError(
-                f"Received an invalid value for `patience`, expected a non-negative integer. "
-                f"Received: patience={patience!r}"
-            )
         self._tracker = _Monitor(monitor, mode, min_delta)
-        self.patience = int(patience)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.patience = check_non_negative_int("patience", patience)
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
         self._reset()
 
     def _reset(self) -> None:

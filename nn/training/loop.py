@@ -21,18 +21,18 @@ from tqdm.auto import tqdm
 
 from nn.checks import (
     check_array,
+    check_bool,
     check_fraction,
     check_non_negative_int,
+    check_positive,
     check_positive_int,
     check_same_length,
+    check_sample_weight,
 )
 from nn.normalization import BatchNorm1d
 from nn.preprocessing import Standardize
 from nn.training.arguments import (
-    check_choice,
-    check_clip,
     check_path,
-    check_sample_weight,
     check_targets,
     resolve_callbacks,
     resolve_loss,
@@ -143,22 +143,25 @@ def fit(
         last finite value (the optimizer's moments are not rolled back).
     """
     loss = resolve_loss(loss)
-    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
+    X = check_array("X", X, n_features=model.n_features, dtype=model.dtype)
     y = check_targets(y, loss, model)
-    check_same_length(X, y)
-    sample_weight = check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
+    check_same_length("X", X, "y", y)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight("sample_weight", sample_weight, len(X), model.dtype)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     validation_split = check_fraction("validation_split", validation_split)
-    clip = check_clip("clip_grad_norm", clip_grad_norm)
-    clip_value = check_clip("clip_grad_value", clip_grad_value)
+    clip = None if clip_grad_norm is None else check_positive("clip_grad_norm", clip_grad_norm)
+    clip_value = (
+        None if clip_grad_value is None else check_positive("clip_grad_value", clip_grad_value)
+    )
     if clip is not None and clip_value is not None:
         raise ValueError(
             "Received both `clip_grad_norm` and `clip_grad_value`; expected at most one. "
             f"Received: clip_grad_norm={clip_grad_norm!r}, clip_grad_value={clip_grad_value!r}"
         )
-    check_choice("shuffle", shuffle, (True, False), "a bool")
-    check_choice("progress", progress, (None, True, False), "True, False or None")
+    shuffle = check_bool("shuffle", shuffle)
+    progress = None if progress is None else check_bool("progress", progress)
     if seed is not None:
         check_non_negative_int("seed", seed)
     check_path("checkpoint", checkpoint)
@@ -309,10 +312,11 @@ def evaluate(
             "e.g. model.evaluate(X, y, loss='cross_entropy', metrics=['accuracy'])"
         )
     loss = resolve_loss(loss) if loss is not None else None
-    X = check_array(X, "X", n_features=model.n_features, dtype=model.dtype)
+    X = check_array("X", X, n_features=model.n_features, dtype=model.dtype)
     y = check_targets(y, loss, model)
-    check_same_length(X, y)
-    sample_weight = check_sample_weight(sample_weight, len(X), model.dtype, "sample_weight")
+    check_same_length("X", X, "y", y)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight("sample_weight", sample_weight, len(X), model.dtype)
     batch_size = check_positive_int("batch_size", batch_size)
     metric_objs = resolve_metrics(metrics)
     was_training = model.training
