@@ -4,6 +4,7 @@
     chainrule train --data my.csv --hidden 128,64 --task classify
     chainrule evaluate model.npz --data test.csv
     chainrule predict model.npz --data new.csv --out predictions.csv
+    mpiexec -n 4 python -m mpi4py -m nn train ...   # data-parallel; rank 0 prints and saves
 
 User errors (a missing file, a bad CSV, a model that expects other features) print one line
 to stderr and exit with status 2, without a traceback.
@@ -22,6 +23,7 @@ import numpy as np
 from nn import data
 from nn.activations import ACTIVATIONS
 from nn.container import Sequential
+from nn.distributed import world_from_environment
 from nn.files import ModelFileError, load_with_state, save, write_atomically
 from nn.linear import Dense
 from nn.preprocessing import Standardize
@@ -169,7 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.optimizer == "sgd":
         kwargs["momentum"] = 0.9
     optimizer = optim.get(args.optimizer, model.parameters(), **kwargs)
-    if not args.quiet:
+    comm = world_from_environment()  # started by mpiexec: train data-parallel
+    rank_0 = comm is None or comm.Get_rank() == 0  # the one rank that prints and saves
+    if not args.quiet and rank_0:
         print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
     untrained = model.evaluate(X_train, y_train, loss=loss)["loss"]
     try:
@@ -183,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             metrics=metrics,
             progress=None if not args.quiet else False,
+            comm=comm,
         )
     except TrainingDivergedError as err:  # fit's hint names Python arguments; give the flag
         where = f"epoch {err.epoch}" + (f", batch {err.batch}" if err.batch else "")
@@ -192,6 +197,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"Try a smaller --lr than {args.lr:g}, or check the data; nothing was saved."
         ) from None
     last = history.history["loss"][-1]
+    if not rank_0:
+        return 0
     if last > 10 * untrained:  # finite, so no divergence error, but training went the wrong way
         print(
             f"chainrule: warning: the training loss grew from {untrained:.4g} to {last:.4g}; "

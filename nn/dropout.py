@@ -43,6 +43,9 @@ class Dropout(Layer):
         self.p = check_fraction("p", p)
         self._rng = np.random.default_rng()
         self._mask: np.ndarray | None = None  # the scaled mask s, or None for the identity
+        # In a data-parallel fit (nn.distributed) this rank's rows of the global batch: the
+        # mask is drawn for the whole batch and the layer uses its rows of it.
+        self.shard = None
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw future masks from ``rng`` (the layer has no parameters to initialise)."""
@@ -74,8 +77,14 @@ class Dropout(Layer):
             self._mask = None
             return x
         dtype = x.dtype if x.dtype in _RANDOM_DTYPES else np.dtype(np.float64)
-        mask = self._buffer("mask", x.shape, dtype)
-        self._rng.random(out=mask, dtype=dtype)  # u ~ U[0, 1)
+        shard = self.shard
+        if shard is None:
+            mask = self._buffer("mask", x.shape, dtype)
+            self._rng.random(out=mask, dtype=dtype)  # u ~ U[0, 1)
+        else:  # u for the global batch, every rank alike; this rank's rows of it
+            full = self._buffer("mask", (shard.total,) + x.shape[1:], dtype)
+            self._rng.random(out=full, dtype=dtype)
+            mask = full[shard.start : shard.stop]
         np.greater_equal(mask, self.p, out=mask)  # m = [u ≥ p] ~ Bernoulli(1 − p)
         mask *= 1 / (1 - self.p)  # s = m / (1 − p)
         self._mask = mask

@@ -132,6 +132,9 @@ class BatchNorm1d(_Normalization):
         self.running_mean = np.zeros(self.n_features, dtype=np.float32)
         self.running_var = np.ones(self.n_features, dtype=np.float32)
         self._batch_stats = True  # whether the last forward normalised with batch statistics
+        # In a data-parallel fit (nn.distributed) this rank's rows of the global batch: the
+        # batch statistics and the sums of backward are then summed over the ranks.
+        self.shard = None
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """γ = 1, β = 0, running_mean = 0 and running_var = 1, in place."""
@@ -164,7 +167,8 @@ class BatchNorm1d(_Normalization):
             A buffer of the layer, in the dtype of γ.
         """
         self._check_input(x)
-        batch = x.shape[0]
+        shard = self.shard
+        batch = x.shape[0] if shard is None else shard.total  # N of the global batch
         if self.training and batch < 2:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got input of shape "
@@ -175,9 +179,14 @@ class BatchNorm1d(_Normalization):
         inv_std = self._buffer("inv_std", (n,), dtype)
         self._batch_stats = self.training
         if self.training:
-            mean = np.mean(x, axis=0, out=self._buffer("mean", (n,), dtype))  # μ_B
+            mean = np.sum(x, axis=0, out=self._buffer("mean", (n,), dtype))
+            if shard is not None:
+                shard.allreduce(mean)  # Σ over the ranks' rows
+            mean /= batch  # μ_B
             np.subtract(x, mean, out=xhat)  # x − μ_B
             var = np.einsum("ij,ij->j", xhat, xhat, out=self._buffer("var", (n,), dtype))
+            if shard is not None:
+                shard.allreduce(var)
             var /= batch  # σ²_B, biased
             self._update_running_stats(mean, var, batch)
         else:
@@ -230,10 +239,15 @@ class BatchNorm1d(_Normalization):
         if not self._batch_stats:
             # μ, σ constant: ∂L/∂x = γ/σ ⊙ g
             return np.multiply(grad_out, scale, out=dx)
+        n_batch = xhat.shape[0]
+        if self.shard is not None:  # Σg and Σg⊙x̂ over the global batch (∇γ, ∇β stay local)
+            sums = np.stack([dgamma, dbeta], out=self._buffer("sums", (2, len(dgamma)), dtype))
+            self.shard.allreduce(sums)
+            dgamma, dbeta, n_batch = sums[0], sums[1], self.shard.total
         # μ_B and σ_B depend on every sample: ∂L/∂x = γ/σ ⊙ (g − (Σg + x̂ ⊙ Σg⊙x̂)/N)
         np.multiply(xhat, dgamma, out=dx)
         dx += dbeta
-        dx *= 1 / xhat.shape[0]
+        dx *= 1 / n_batch
         np.subtract(grad_out, dx, out=dx)
         dx *= scale
         return dx

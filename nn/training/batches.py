@@ -14,16 +14,21 @@ class Batches:
     sorted order (friendly to memory-mapped files) into a buffer of X's own dtype, then cast
     into a buffer of the model's dtype, so X may be larger than memory and no batch is
     promoted to float64. Labels keep their dtype; weights are in the model's dtype.
+
+    With a ``shard`` (:class:`nn.distributed.Shard`, data-parallel ``fit``) each batch is this
+    rank's contiguous part of the global batch one process would take, and the shard records
+    which part for the layers that couple rows.
     """
 
-    def __init__(self, X, y, w, batch_size: int, dtype: np.dtype) -> None:
+    def __init__(self, X, y, w, batch_size: int, dtype: np.dtype, shard=None) -> None:
         self.X, self.y, self.w, self.batch_size = X, y, w, batch_size
-        size = (batch_size,)
+        self.shard = shard
+        size = (batch_size if shard is None else shard.largest(batch_size),)
         self._xbuf = np.empty(size + X.shape[1:], dtype=dtype)
         self._xraw = None if X.dtype == dtype else np.empty(size + X.shape[1:], dtype=X.dtype)
         self._ybuf = np.empty(size + y.shape[1:], dtype=y.dtype)
         self._wbuf = None if w is None else np.empty(size, dtype=w.dtype)
-        self._rows = np.empty(size, dtype=np.intp)
+        self._rows = np.empty(batch_size, dtype=np.intp)
 
     def __len__(self) -> int:
         return -(-len(self.X) // self.batch_size)
@@ -33,22 +38,24 @@ class Batches:
 
         The arrays are the shared buffers (or views of them): valid until the next batch.
         """
-        X, y, w = self.X, self.y, self.w
+        X, y, w, shard = self.X, self.y, self.w, self.shard
         n, size = len(X), self.batch_size
         for start in range(0, n, size):
             stop = min(start + size, n)
-            k = stop - start
+            first, last = (0, stop - start) if shard is None else shard.split(stop - start)
+            k = last - first  # this process's rows of the batch
             xb, yb = self._xbuf[:k], self._ybuf[:k]
             wb = None if w is None else self._wbuf[:k]
             if order is None:
-                xb[...] = X[start:stop]
-                yb[...] = y[start:stop]
+                xb[...] = X[start + first : start + last]
+                yb[...] = y[start + first : start + last]
                 if wb is not None:
-                    wb[...] = w[start:stop]
+                    wb[...] = w[start + first : start + last]
             else:
-                rows = self._rows[:k]
+                rows = self._rows[: stop - start]
                 rows[...] = order[start:stop]
                 rows.sort()
+                rows = rows[first:last]
                 # mode="clip": the rows are a permutation, always in range, and numpy's
                 # default mode="raise" gathers into a temporary before copying to `out`
                 if self._xraw is None:

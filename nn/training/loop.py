@@ -10,6 +10,7 @@ training checkpoint from which ``resume_from=`` continues bitwise exactly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
@@ -70,6 +71,7 @@ def fit(
     sample_weight: np.ndarray | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume_from: str | os.PathLike | None = None,
+    comm=None,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent and return the per-epoch History.
 
@@ -129,6 +131,13 @@ def fit(
         the history and the state of callbacks passed in the same order, then trains from
         the checkpoint's epoch up to ``epochs``. 2 epochs, save, resume to 4 gives bitwise
         the θ of 4 epochs in one run.
+    comm : mpi4py.MPI.Comm, optional
+        Train data-parallel on the ranks of ``comm`` (:mod:`nn.distributed`): every rank
+        passes the same arguments and computes its part of each global batch; ∇θ is summed
+        across ranks. θ, the buffers and ``model.rng`` are broadcast from rank 0 first; only
+        rank 0 prints and writes checkpoints. Callbacks, resuming and the epoch's end are
+        agreed on: an error there on one rank raises on every rank
+        (:class:`nn.distributed.RankError` on the others).
 
     Returns
     -------
@@ -191,6 +200,11 @@ def fit(
             f"`{name}` does not apply to {type(optimizer).__name__}, which minimises "
             "the full-batch loss with its own line search"
         )
+    sync = None
+    if comm is not None:  # data-parallel over MPI, an optional dependency (nn.distributed)
+        from nn.distributed import DataParallel
+
+        sync = DataParallel(comm, model)
     metric_objs = resolve_metrics(metrics)
     callbacks = resolve_callbacks(callbacks)
     if checkpoint is not None:  # after the user's callbacks, so their states keep positions
@@ -204,8 +218,18 @@ def fit(
             "1 sample, which BatchNorm1d cannot normalise in training; choose another batch_size"
         )
 
-    batches = Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype)
-    trainer = Trainer(model, loss, optimizer, batches, metric_objs, clip, clip_value, callbacks)
+    shard = None if sync is None else sync.shard
+    batches = Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype, shard)
+    step_loss = loss if sync is None else sync.loss(loss)
+    trainer = Trainer(
+        model, step_loss, optimizer, batches, metric_objs, clip, clip_value, callbacks, sync
+    )
+    # With comm=, blocks that may fail on one rank only are agreed on (nn.distributed)
+    agreed = (lambda what: contextlib.nullcontext()) if sync is None else sync.agreement
+    active = callbacks if sync is None else sync.active(callbacks)  # rank 0 alone saves
+    if val is not None and sync is not None:  # each rank validates its share of the rows
+        share = sync.share(len(val[0]))
+        val = tuple(None if a is None else a[share] for a in val)
     history = History()
     model.stop_training = False
     params = {
@@ -219,11 +243,14 @@ def fit(
     for cb in callbacks:
         cb.set_model(model)
         cb.set_params(params)
-        cb.on_train_begin({})
+    with agreed("in on_train_begin"):
+        for cb in active:
+            cb.on_train_begin({})
 
     initial_epoch = 0
     if resume_from is not None:
-        restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
+        with agreed(f"to resume from {resume_from}"):
+            restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
         initial_epoch = restored.epoch
         history.history, history.epoch = restored.history.history, restored.history.epoch
         if initial_epoch >= epochs:
@@ -235,15 +262,18 @@ def fit(
     elif seed is not None:
         model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
-    show_lines = progress is not False
-    show_bar = progress is True or (progress is None and sys.stderr.isatty())
+    show_lines = progress is not False and (sync is None or sync.rank == 0)
+    show_bar = show_lines and (progress is True or sys.stderr.isatty())
     val_metrics = [copy.deepcopy(m) for m in metric_objs]
     was_training = model.training
     model.train()
+    if sync is not None:
+        sync.start()
     try:
         for epoch in range(initial_epoch, epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
+            with agreed("in on_epoch_begin"):
+                for cb in active:
+                    cb.on_epoch_begin(epoch, {})
             for m in metric_objs:
                 m.reset()
             # Overflow and NaN are checked explicitly (TrainingDivergedError), so numpy's
@@ -256,23 +286,31 @@ def fit(
                     order = model.rng.permutation(len(X)) if shuffle else None
                     bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
                     epoch_loss = trainer.epoch(epoch, order, bar)
+            if sync is not None:  # the metrics of every rank's rows
+                sync.reduce(None, metric_objs)
             logs = {"loss": epoch_loss}
             logs.update({m.name: m.result() for m in metric_objs})
             if val is not None:
-                results = _evaluate_batches(model, *val, loss, val_metrics, max(batch_size, 256))
+                reduce = None if sync is None else sync.reduce
+                size = max(batch_size, 256)
+                results = _evaluate_batches(model, *val, loss, val_metrics, size, reduce)
                 logs.update({f"val_{k}": v for k, v in results.items()})
                 model.train()
             logs["lr"] = float(optimizer.lr)
-            _end_epoch_output(bar, logs, epoch, epochs, show_lines)
-            history.record(epoch, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
+            with agreed(f"at the end of epoch {epoch + 1}"):
+                _end_epoch_output(bar, logs, epoch, epochs, show_lines)
+                history.record(epoch, logs)
+                for cb in active:
+                    cb.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
     finally:
         model.train(was_training)
-    for cb in callbacks:
-        cb.on_train_end(history.history)
+        if sync is not None:
+            sync.close()
+    with agreed("in on_train_end"):
+        for cb in active:
+            cb.on_train_end(history.history)
     return history
 
 
@@ -327,8 +365,14 @@ def evaluate(
         model.train(was_training)
 
 
-def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[str, float]:
-    """``evaluate`` on checked inputs, in evaluation mode (the caller restores the mode)."""
+def _evaluate_batches(
+    model, X, y, sw, loss, metric_objs, batch_size, reduce=None
+) -> dict[str, float]:
+    """``evaluate`` on checked inputs, in evaluation mode (the caller restores the mode).
+
+    ``reduce(set_loss, metrics)``, when given, combines the running totals of the ranks of a
+    data-parallel ``fit`` (each evaluated its share of the rows) before the results.
+    """
     model.eval()
     for m in metric_objs:
         m.reset()
@@ -345,6 +389,8 @@ def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[st
                 set_loss.add(loss.forward(pred, yb, sw[start:stop]), len(xb))
         for m in metric_objs:
             m.update(pred, yb)
+    if reduce is not None:
+        reduce(set_loss if loss is not None else None, metric_objs)
     results = {"loss": set_loss.result()} if loss is not None else {}
     results.update({m.name: m.result() for m in metric_objs})
     return results

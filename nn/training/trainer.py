@@ -26,9 +26,14 @@ class Trainer:
     """
 
     def __init__(
-        self, model, loss, optimizer, batches, metrics, clip, clip_value, callbacks
+        self, model, loss, optimizer, batches, metrics, clip, clip_value, callbacks, sync=None
     ) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        # -- data-parallel hooks (nn.distributed.DataParallel; None on one process): `loss` is
+        # then its GlobalLoss, `batches` yield this rank's rows, backward sums ∇θ over ranks
+        self.sync = sync
+        self.backward = model.backward if sync is None else sync.backward
+        # --
         self.batches, self.metrics = batches, metrics
         self.clip, self.clip_value = clip, clip_value
         self.batch_callbacks = [
@@ -68,7 +73,7 @@ class Trainer:
                     bar.update(1)
                 continue
             # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
-            model.backward(loss.backward(), input_grad=False, accumulate=False)
+            self.backward(loss.backward(), input_grad=False, accumulate=False)
             norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
             if math.isfinite(norm_sq):
                 norm = math.sqrt(norm_sq)
@@ -82,13 +87,14 @@ class Trainer:
             optimizer.step()
             self.step += 1
             self.check_weights(epoch, batch)
-            epoch_loss.add(value, len(xb))
+            size = len(xb) if self.sync is None else self.sync.shard.total  # the global batch
+            epoch_loss.add(value, size)
             if bar is not None:
                 bar.update(1)
                 if batch % 16 == 1:
                     bar.set_postfix_str(f"loss={epoch_loss.result():.4f}", refresh=False)
             if self.batch_callbacks:
-                logs = {"loss": value, "size": len(xb)}
+                logs = {"loss": value, "size": size}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(batch - 1, logs)
                 if model.stop_training:
@@ -118,6 +124,8 @@ class Trainer:
                 grad = loss.backward()
                 grad *= factor  # ∂(L_b·d_b)/∂pred
                 model.backward(grad, input_grad=False)
+            if self.sync is not None:  # ∇θ of every rank's rows
+                self.sync.sum_gradient()
             if objective.empty:  # every target weighs 0: a flat objective, ∇θ = 0, no step
                 empty = True
                 return 0.0
