@@ -206,13 +206,13 @@ def _standardize(g: _Graph, layer: Standardize, x: str) -> str:
 
 def _batch_norm(g: _Graph, layer: BatchNorm1d, x: str) -> str:
     gamma, beta = g.const("gamma", layer.gamma.data), g.const("beta", layer.beta.data)
-    if not g.double:
+    if g.opset >= 15 and not g.double:  # onnx's reference runtime misreads the older versions
         mean, var = (
             g.const("running_mean", layer.running_mean),
             g.const("running_var", layer.running_var),
         )
         return g.op("BatchNormalization", x, gamma, beta, mean, var, epsilon=layer.eps)
-    # float64: 1/σ computed here in float64, as BatchNorm1d.forward does in evaluation mode
+    # 1/σ computed here, as BatchNorm1d.forward does in evaluation mode
     inv_std = np.reciprocal(np.sqrt(layer.running_var + layer.eps))
     xhat = g.op(
         "Mul",
