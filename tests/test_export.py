@@ -235,3 +235,21 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"chainrule\[onnx\]"):
         export_onnx(nn.Sequential(nn.Dense(2, 1)), tmp_path / "m.onnx")
+
+
+def test_chainrule_export(tmp_path, capsys):
+    from nn.cli import main
+
+    model = randomize(
+        nn.Sequential(nn.Standardize(3), nn.Dense(3, 4, activation="relu"), nn.Dense(4, 2), seed=0),
+        np.random.default_rng(6),
+    )
+    model.save(tmp_path / "model.npz")
+    assert main(["export", str(tmp_path / "model.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    X = np.random.default_rng(7).normal(size=(9, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        session.run(None, {"input": X})[0], model.predict(X), rtol=1e-5, atol=1e-6
+    )
+    assert main(["export", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "missing.npz" in capsys.readouterr().err

@@ -172,3 +172,14 @@ def test_csv_logger_separator_and_missing_values(tmp_path):
 def test_csv_logger_bad_arguments(tmp_path, kwargs, error):
     with pytest.raises(error, match=next(iter(kwargs))):
         CSVLogger(**{"path": tmp_path / "h.csv", **kwargs})
+
+
+def test_chainrule_train_plot_and_history(tmp_path):
+    from nn.cli import main
+
+    plot, log = tmp_path / "curves.png", tmp_path / "history.csv"
+    argv = ["train", "--epochs", "3", "--hidden", "8", "--quiet", "--out", str(tmp_path / "m.npz")]
+    assert main([*argv, "--plot", str(plot), "--history", str(log)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header, *rows = read(log)
+    assert header == ["epoch", "accuracy", "loss", "lr"] and len(rows) == 3
