@@ -34,6 +34,7 @@ from nn.preprocessing import Standardize
 _LAZY = {
     "nn.training": [
         "Accuracy",
+        "CSVLogger",
         "Callback",
         "Checkpoint",
         "EarlyStopping",
@@ -53,9 +54,23 @@ _LAZY = {
     ],
     "nn.files": ["ModelFileError", "load", "save"],
     "nn.gradcheck": ["GradcheckReport", "gradcheck"],
+    "nn.export": ["export_onnx"],
+    "nn.training.plot": ["plot_history"],
+    "nn.tracing": ["trace"],
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
-_SUBMODULES = {"checks", "cli", "data", "files", "gradcheck", "init", "training"}
+_SUBMODULES = {
+    "checks",
+    "cli",
+    "data",
+    "distributed",
+    "export",
+    "files",
+    "gradcheck",
+    "init",
+    "tracing",
+    "training",
+}
 
 
 def __getattr__(name: str):

@@ -24,10 +24,13 @@ from nn import data
 from nn.activations import ACTIVATIONS
 from nn.container import Sequential
 from nn.distributed import world_from_environment
+from nn.export import export_onnx
 from nn.files import ModelFileError, load_with_state, save, write_atomically
 from nn.linear import Dense
 from nn.preprocessing import Standardize
-from nn.training import TrainingDivergedError
+from nn.tracing import trace, worked_example
+from nn.training import CSVLogger, TrainingDivergedError
+from nn.training.plot import plot_history
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DEFAULTS = {  # the defaults of `chainrule train`, tuned on the bundled digits
@@ -187,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             metrics=metrics,
             progress=None if not args.quiet else False,
+            callbacks=_history_callbacks(args),
             comm=comm,
         )
     except TrainingDivergedError as err:  # fit's hint names Python arguments; give the flag
@@ -212,6 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         output.b.data += y_mean
     results = model.evaluate(X_test, y_test, loss=loss, metrics=metrics)
     save(model, args.out, state={"json": {"task": task}})  # evaluate and predict read it
+    _plot_curves(args, history)
     name = "accuracy" if task == "classify" else "mae"
     print(
         f"test {name}: {results[name]:.4g}  test loss: {results['loss']:.4g}  "
@@ -302,6 +307,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_callbacks(args: argparse.Namespace) -> list:
+    """A CSVLogger for ``--history``."""
+    return [CSVLogger(args.history)] if args.history else []
+
+
+def _plot_curves(args: argparse.Namespace, history) -> None:
+    """The training curves as an image for ``--plot``."""
+    if args.plot:
+        plot_history(history, args.plot)
+        print(f"saved the training curves to {args.plot}", file=sys.stderr)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    print(trace(*worked_example()))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    export_onnx(load_with_state(args.model)[0], args.out, opset=args.opset)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,6 +381,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="default: classify for integer labels, regress otherwise",
     )
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--plot", help="save the training curves as an image, e.g. curves.png")
+    train.add_argument("--history", help="write the per-epoch values as CSV, e.g. history.csv")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="loss and metrics of a saved model on data")
@@ -367,6 +397,15 @@ def make_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="a .csv or .npy file, written atomically; - for stdout"
     )
     predict.set_defaults(func=cmd_predict)
+
+    trace_parser = sub.add_parser("trace", help="print the chain rule on the notes' example")
+    trace_parser.set_defaults(func=cmd_trace)
+
+    export_parser = sub.add_parser("export", help="write a saved model as ONNX")
+    export_parser.add_argument("model")
+    export_parser.add_argument("--out", required=True, help="the .onnx file, written atomically")
+    export_parser.add_argument("--opset", type=_positive_int, help="ONNX opset (default: 17)")
+    export_parser.set_defaults(func=cmd_export)
     return parser
 
 

@@ -7,12 +7,14 @@ from nn.training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from nn.training.csv_logger import CSVLogger
 from nn.training.history import History, StateMismatchError, TrainingDivergedError
 from nn.training.loop import evaluate, fit
 from nn.training.metrics import Accuracy, MeanAbsoluteError, MeanSquaredError, Metric
 
 __all__ = [
     "Accuracy",
+    "CSVLogger",
     "Callback",
     "Checkpoint",
     "EarlyStopping",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from nn.training.plot import plot_history
+
 
 class TrainingDivergedError(ArithmeticError):
     """Training produced a non-finite loss, gradient or weight; θ keeps its last finite value.
@@ -51,6 +53,13 @@ class History:
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
+
+    def plot(self, path=None, metrics=None):
+        """Draw the loss and each metric per epoch (see :func:`nn.training.plot.plot_history`).
+
+        Needs matplotlib (``pip install 'chainrule[plot]'``); returns the Figure.
+        """
+        return plot_history(self, path, metrics)
 
 
 # -- resolving arguments ---------------------------------------------------------------------
