@@ -108,6 +108,12 @@ class Loss:
     rejected call leaves the loss as it was.
     """
 
+    #: Whether 1-D targets are class labels (indices of the outputs) rather than values.
+    takes_labels: bool = False
+    #: The squashing ("softmax", "sigmoid") the loss applies to ``pred`` itself, if any: a
+    #: model whose last layer applies it too squashes twice.
+    squashes: str | None = None
+
     def __init__(self, reduction: str = "mean") -> None:
         self.reduction = check_one_of("reduction", reduction, REDUCTIONS)
         self._buffers: dict[str, np.ndarray] = {}

@@ -75,6 +75,7 @@ class BinaryCrossEntropy(PointwiseLoss):
         reduction: str = "mean",
     ) -> None:
         self.from_logits = check_bool("from_logits", from_logits)
+        self.squashes = "sigmoid" if self.from_logits else None
         if pos_weight is None:
             self.pos_weight = None
         elif np.ndim(pos_weight) == 0:
@@ -226,6 +227,9 @@ class CrossEntropy(Loss):
     ``(N, C)`` probabilities in [0, 1] (rows usually sum to 1; not checked, as in PyTorch);
     ``sample_weight`` ``(N,)``.
     """
+
+    takes_labels = True
+    squashes = "softmax"
 
     def __init__(
         self,

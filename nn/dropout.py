@@ -43,7 +43,7 @@ class Dropout(Layer):
         self.p = check_fraction("p", p)
         self._rng = np.random.default_rng()
         self._mask: np.ndarray | None = None  # the scaled mask s, or None for the identity
-        # In a data-parallel fit (nn.distributed) this rank's rows of the global batch: the
+        # In a data-parallel fit (nn.training.distributed) this rank's rows of the global batch: the
         # mask is drawn for the whole batch and the layer uses its rows of it.
         self.shard = None
 

@@ -23,6 +23,8 @@ class Layer:
     training: bool = True
     #: The number of input features the layer requires, or None when any number works.
     n_features_in: int | None = None
+    #: The fewest samples a training batch may hold (BatchNorm1d needs 2 to normalise).
+    min_batch_size: int = 1
 
     def __init__(self) -> None:
         self.training = True
@@ -93,6 +95,10 @@ class Layer:
     def config(self) -> dict:
         """The constructor arguments, as JSON-compatible values (used by model files)."""
         return {}
+
+    def fit_warning(self) -> str | None:
+        """Why the layer would not train as expected (``fit`` warns with it), or None."""
+        return None
 
     # -- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Layer:

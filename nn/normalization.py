@@ -126,13 +126,15 @@ class BatchNorm1d(_Normalization):
     with g = ∂L/∂out. In evaluation mode μ and σ are constants and ∂L/∂x = γ/σ ⊙ g.
     """
 
+    min_batch_size = 2
+
     def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__(n_features, eps)
         self.momentum = check_fraction("momentum", momentum, closed=True)
         self.running_mean = np.zeros(self.n_features, dtype=np.float32)
         self.running_var = np.ones(self.n_features, dtype=np.float32)
         self._batch_stats = True  # whether the last forward normalised with batch statistics
-        # In a data-parallel fit (nn.distributed) this rank's rows of the global batch: the
+        # In a data-parallel fit (nn.training.distributed) this rank's rows of the global batch: the
         # batch statistics and the sums of backward are then summed over the ranks.
         self.shard = None
 

@@ -45,6 +45,14 @@ class Standardize(Layer):
         self.scale = np.ones(self.n_features, dtype=np.float64)
 
     # -- statistics -------------------------------------------------------------------------
+    def fit_warning(self) -> str | None:
+        if self.mean.any() or (self.scale != 1).any():
+            return None
+        return (
+            "was never adapted (mean 0, scale 1), so it passes the features through unchanged; "
+            "call its adapt(X_train) before fit"
+        )
+
     def adapt(self, X: np.ndarray, batch_size: int = 65536) -> Standardize:
         """Set ``mean`` and ``scale`` from ``X``, reading ``batch_size`` rows at a time.
 

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from nn import CSVLogger
 
 import nn
+from nn import CSVLogger
 from nn.training.plot import plot_history
 
 

@@ -80,21 +80,16 @@ def resolve_metrics(metrics) -> list[Metric]:
 def warn_if_the_output_is_squashed(model, loss) -> None:
     """Warn when the last layer applies softmax (sigmoid) for a loss that expects logits.
 
-    The loss applies it again: the model still trains, but slowly and to a worse optimum (a
-    new user's digits model stopped at 80% instead of 99.6%). Keras warns the same way.
+    The loss applies it again: the model still trains, but slowly and to a worse optimum.
+    Keras warns the same way.
     """
-    if isinstance(loss, losses.CrossEntropy):
-        squash, remedy = "softmax", ""
-    elif isinstance(loss, losses.BinaryCrossEntropy) and loss.from_logits:
-        squash, remedy = "sigmoid", "; or keep it and use BinaryCrossEntropy(from_logits=False)"
-    else:
-        return
+    squash = getattr(loss, "squashes", None)
     last = model.layers[-1]
-    if getattr(getattr(last, "activation", last), "name", "") == squash:  # fused or stand-alone
-        warnings.warn(
+    if squash and getattr(getattr(last, "activation", last), "name", "") == squash:
+        warnings.warn(  # the squash is fused into the last Dense or is a stand-alone layer
             f"The model's last layer applies {squash}, but {type(loss).__name__} expects "
             f"logits and applies {squash} itself. Remove the {squash} from the last layer "
-            f"(predict then gives logits: apply {squash} to them for probabilities){remedy}",
+            f"(predict then gives logits: apply {squash} to them for probabilities)",
             stacklevel=4,
         )
 
@@ -112,7 +107,7 @@ def check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
         raise ValueError(f"{name} must be 1-D or 2-D, but has shape {y.shape}")
     n_outputs = model_outputs(model)
     labels = y.ndim == 1 and (
-        isinstance(loss, losses.CrossEntropy) or (loss is None and n_outputs not in (None, 1))
+        getattr(loss, "takes_labels", False) or (loss is None and n_outputs not in (None, 1))
     )
     if labels:
         check_labels(name, y, n_outputs)
@@ -120,15 +115,12 @@ def check_targets(y: object, loss, model, name: str = "y") -> np.ndarray:
     check_finite(name, y, dtype=model.dtype)  # targets too large for the model's dtype
     width = 1 if y.ndim == 1 else y.shape[1]
     if n_outputs is not None and width != n_outputs:
-        kind = "class-probability rows" if isinstance(loss, losses.CrossEntropy) else "targets"
+        takes_labels = getattr(loss, "takes_labels", False)
+        kind = "class-probability rows" if takes_labels else "targets"
         raise ValueError(
             f"{name} has shape {y.shape}, but the model has {n_outputs} output(s): expected "
             f"{kind} of shape ({len(y)}, {n_outputs})"
-            + (
-                f" or class labels of shape ({len(y)},)"
-                if isinstance(loss, losses.CrossEntropy)
-                else ""
-            )
+            + (f" or class labels of shape ({len(y)},)" if takes_labels else "")
         )
     if y.ndim == 1 and loss is not None:
         y = y.reshape(-1, 1)

@@ -15,7 +15,7 @@ class Batches:
     into a buffer of the model's dtype, so X may be larger than memory and no batch is
     promoted to float64. Labels keep their dtype; weights are in the model's dtype.
 
-    With a ``shard`` (:class:`nn.distributed.Shard`, data-parallel ``fit``) each batch is this
+    With a ``shard`` (a data-parallel ``fit``) each batch is this
     rank's contiguous part of the global batch one process would take, and the shard records
     which part for the layers that couple rows.
     """

@@ -30,8 +30,6 @@ from nn.checks import (
     check_same_length,
     check_sample_weight,
 )
-from nn.normalization import BatchNorm1d
-from nn.preprocessing import Standardize
 from nn.training.arguments import (
     check_path,
     check_targets,
@@ -45,6 +43,7 @@ from nn.training.arguments import (
 from nn.training.batches import Batches, SetLoss
 from nn.training.callbacks import ModelCheckpoint
 from nn.training.checkpoint import restore_checkpoint
+from nn.training.distributed import DataParallel
 from nn.training.history import History
 from nn.training.metrics import Metric
 from nn.training.trainer import Trainer
@@ -132,7 +131,7 @@ def fit(
         the checkpoint's epoch up to ``epochs``. 2 epochs, save, resume to 4 gives bitwise
         the θ of 4 epochs in one run.
     comm : mpi4py.MPI.Comm, optional
-        Train data-parallel on the ranks of ``comm`` (:mod:`nn.distributed`): every rank
+        Train data-parallel on the ranks of ``comm`` (:mod:`nn.training.distributed`): every rank
         passes the same arguments and computes its part of each global batch; ∇θ is summed
         across ranks. θ, the buffers and ``model.rng`` are broadcast from rank 0 first; only
         rank 0 prints and writes checkpoints. Callbacks, resuming and the epoch's end are
@@ -177,12 +176,9 @@ def fit(
     check_path("resume_from", resume_from)
     optimizer = resolve_optimizer(optimizer, model)
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, Standardize) and not layer.mean.any() and (layer.scale == 1).all():
-            warnings.warn(
-                f"layer {i}, {layer!r}, was never adapted (mean 0, scale 1), so it passes the "
-                f"features through unchanged; call model.layers[{i}].adapt(X_train) before fit",
-                stacklevel=3,
-            )
+        reason = layer.fit_warning()
+        if reason is not None:
+            warnings.warn(f"model.layers[{i}], {layer!r}, {reason}", stacklevel=3)
     warn_if_the_output_is_squashed(model, loss)
     if not np.isfinite(model.theta).all():
         bad = next(
@@ -201,9 +197,7 @@ def fit(
             "the full-batch loss with its own line search"
         )
     sync = None
-    if comm is not None:  # data-parallel over MPI, an optional dependency (nn.distributed)
-        from nn.distributed import DataParallel
-
+    if comm is not None:  # data-parallel over MPI
         sync = DataParallel(comm, model)
     metric_objs = resolve_metrics(metrics)
     callbacks = resolve_callbacks(callbacks)
@@ -212,10 +206,13 @@ def fit(
     X, y, sample_weight, val = split_validation(
         X, y, sample_weight, validation_data, validation_split, loss, model
     )
-    if len(X) % batch_size == 1 and any(isinstance(la, BatchNorm1d) for la in model.layers):
+    smallest = min(len(X) % batch_size or batch_size, len(X))
+    needy = next((la for la in model.layers if la.min_batch_size > smallest), None)
+    if needy is not None:
         raise ValueError(
-            f"With {len(X)} training samples and batch_size={batch_size} the last batch holds "
-            "1 sample, which BatchNorm1d cannot normalise in training; choose another batch_size"
+            f"With {len(X)} training samples and batch_size={batch_size} a batch holds "
+            f"{smallest} sample(s), but {needy!r} needs at least {needy.min_batch_size} in "
+            "training; choose another batch_size"
         )
 
     shard = None if sync is None else sync.shard
@@ -224,7 +221,7 @@ def fit(
     trainer = Trainer(
         model, step_loss, optimizer, batches, metric_objs, clip, clip_value, callbacks, sync
     )
-    # With comm=, blocks that may fail on one rank only are agreed on (nn.distributed)
+    # With comm=, blocks that may fail on one rank only are agreed on (nn.training.distributed)
     agreed = (lambda what: contextlib.nullcontext()) if sync is None else sync.agreement
     active = callbacks if sync is None else sync.active(callbacks)  # rank 0 alone saves
     if val is not None and sync is not None:  # each rank validates its share of the rows

@@ -29,7 +29,7 @@ class Trainer:
         self, model, loss, optimizer, batches, metrics, clip, clip_value, callbacks, sync=None
     ) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        # -- data-parallel hooks (nn.distributed.DataParallel; None on one process): `loss` is
+        # -- data-parallel hooks (a DataParallel, or None on one process): `loss` is
         # then its GlobalLoss, `batches` yield this rank's rows, backward sums ∇θ over ranks
         self.sync = sync
         self.backward = model.backward if sync is None else sync.backward
