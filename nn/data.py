@@ -316,8 +316,8 @@ def load_npz(
     -------
     X : ndarray, shape (n_samples, n_features)
     y : ndarray, shape (n_samples,) or (n_samples, n_outputs)
-        ``int64`` when ``y`` is an integer (or bool) array of shape ``(n_samples,)``, else
-        ``dtype``.
+        ``int64`` when ``y`` is an integer (or bool) array of shape ``(n_samples,)`` or
+        ``(n_samples, 1)``, else ``dtype``.
     """
     dtype = check_dtype(dtype)
     name = _check_file(path)
@@ -410,12 +410,12 @@ def _check_file(path: PathLike) -> str:
 
 
 def _labels(y: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
-    """Integer labels ``(n,)`` as ``int64`` classes; anything else as ``dtype`` floats.
+    """Integer labels ``(n,)`` or ``(n, 1)`` as ``int64`` classes; anything else as floats.
 
     Floats stay floats even when every value is whole: the file stored them as numbers.
-    Two-dimensional targets (class probabilities, several regression outputs) stay floats.
+    Other two-dimensional targets (class probabilities, several outputs) become floats.
     """
-    if y.ndim == 1 and y.dtype.kind in "biu":
+    if y.dtype.kind in "biu" and (y.ndim == 1 or y.shape[1] == 1):
         return y.astype(np.int64, copy=False)
     return _cast(y, dtype, what)
 
