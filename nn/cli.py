@@ -163,11 +163,17 @@ def _task(task: str | None, y: np.ndarray) -> str:
     return "classify"
 
 
-def _class_labels(y: np.ndarray) -> tuple[np.ndarray, int]:
-    """Labels ``(n,)`` as int64 classes and the number of outputs, ``max + 1``."""
+def _whole_to_int(y: np.ndarray) -> np.ndarray:
+    """Float labels ``(n,)`` that are all whole numbers (written as 2.0) as int64 classes."""
     if y.ndim == 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
         if np.all(np.abs(y) < 2.0**63):
-            y = y.astype(np.int64)  # --task classify on labels written as 2.0
+            return y.astype(np.int64)
+    return y
+
+
+def _class_labels(y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels ``(n,)`` as int64 classes and the number of outputs, ``max + 1``."""
+    y = _whole_to_int(y)  # --task classify on labels written as 2.0
     if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
         found = f" (found {y.min()}..{y.max()})" if y.ndim == 1 else ""
         raise UserError(
@@ -362,6 +368,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: evaluation needs labels")
     n_outputs = model.predict(X[:1]).shape[1]
     if task == "classify":
+        y = _whole_to_int(y)  # a classifier's labels may be written as 2.0
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0 or y.max() >= n_outputs:
             raise UserError(
                 f"{args.model} is a classifier: its labels must be integers in "

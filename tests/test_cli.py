@@ -424,6 +424,8 @@ def test_diabetes_written_by_pandas_trains_a_regression_and_says_so(tmp_path, mo
     assert cli.main([*common, "--task", "classify", "--out", "c.npz"]) == 0  # the override
     out, err = capsys.readouterr()
     assert "test accuracy:" in out and "regression" not in err
+    assert cli.main(["evaluate", "c.npz", "--data", "diabetes.csv"]) == 0  # labels as 151.0
+    assert "accuracy:" in capsys.readouterr().out
 
 
 def test_integer_labels_with_one_or_two_samples_per_class_train_a_regression(tmp_path,
