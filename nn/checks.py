@@ -160,6 +160,7 @@ def check_array(
         For a wrong number of dimensions or features, no samples, NaN or ±inf.
     """
     if not isinstance(X, np.ndarray):
+        X = _from_nullable_pandas(name, X)
         try:
             X = np.asarray(X)
         except (ValueError, TypeError) as err:
@@ -187,6 +188,30 @@ def check_array(
         raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {n_features}")
     check_finite(name, X, dtype)
     return X
+
+
+def _from_nullable_pandas(name: str, X: Any) -> Any:
+    """A pandas frame or series of nullable columns (Float64, Int64, boolean) as a numpy array.
+
+    ``np.asarray`` would give an object array. Missing values (pd.NA) are refused with their
+    count; anything that is not such a frame is returned as it is.
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "isna"):
+        return X
+    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]  # a Series: one dtype
+    numpy_dtypes = [getattr(d, "numpy_dtype", d) for d in dtypes]  # Float64Dtype -> float64
+    if all(isinstance(d, np.dtype) for d in dtypes) or not all(
+        isinstance(d, np.dtype) and d.kind in "biuf" for d in numpy_dtypes
+    ):
+        return X  # plain numpy columns, or columns that are not numbers (refused later)
+    n_missing = int(np.asarray(X.isna()).sum())
+    if n_missing:
+        raise ValueError(
+            f"{name} has {n_missing} missing value(s) (pd.NA) in its nullable pandas columns; "
+            "fill or drop them first (e.g. X.dropna() or X.fillna(0))"
+        )
+    return X.to_numpy(dtype=np.result_type(*numpy_dtypes))
 
 
 def check_finite(name: str, X: np.ndarray, dtype: Any = None) -> None:

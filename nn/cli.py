@@ -3,7 +3,7 @@
     chainrule train                       # the bundled digits, default MLP, saves model.npz
     chainrule train --data my.csv --hidden 128,64 --task classify
     chainrule evaluate model.npz --data test.csv
-    chainrule predict model.npz --data new.csv --out predictions.csv
+    chainrule predict model.npz --data new.csv --out predictions.csv [--proba]
     mpiexec -n 4 python -m mpi4py -m nn train ...   # data-parallel; rank 0 prints and saves
 
 User errors (a missing file, a bad CSV, a model that expects other features) print one line
@@ -13,13 +13,18 @@ to stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+import losses
+import nn
+import optim
 from nn import data
 from nn.activations import ACTIVATIONS
 from nn.container import Sequential
@@ -32,7 +37,6 @@ from nn.tracing import trace, worked_example
 from nn.training import CSVLogger, TrainingDivergedError
 from nn.training.plot import plot_history
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DEFAULTS = {  # the defaults of `chainrule train`, tuned on the bundled digits
     "hidden": "512",
     "activation": "relu",
@@ -111,73 +115,144 @@ def _parse_hidden(text: str) -> list[int]:
 
 
 def _load(path: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data of ``--data`` (default: the bundled digits); the loader's warnings as notes."""
     if path is None:
         return data.load_digits()
-    X, y = data.load_dataset(path)
-    if y is not None and y.ndim == 2 and y.shape[1] == 1:  # one target column, as in an .npz
-        y = data._labels(y[:, 0], X.dtype, f"{path}: y")  # whole numbers → labels, as a CSV's
+    X, y = _with_notes(data.load_dataset, path)
+    if y is not None and y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu":
+        y = y[:, 0]  # one column of integer labels, as in an .npz: labels (n,)
     return X, y
 
 
+def _with_notes(load, *args, **kwargs):
+    """``load(*args, **kwargs)``, printing its warnings (a dropped index column) as one line each,
+    without Python's source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load(*args, **kwargs)
+    for warning in caught:
+        print(f"chainrule: {warning.message}", file=sys.stderr)
+    return result
+
+
+def _note(message: str) -> None:
+    print(f"chainrule: note: {message}", file=sys.stderr)
+
+
 def _task(task: str | None, y: np.ndarray) -> str:
+    """``--task``, or the task the labels suggest (with a note when that is regression).
+
+    Integer labels are classes unless most classes have fewer than 3 samples or there are
+    more classes than samples; labels written as floats (151.0) are regression targets.
+    Only the inferences a user might not expect get a note (whole numbers taken as targets).
+    """
     if task is not None:
         return task
-    return "classify" if y.dtype.kind in "iu" and y.ndim == 1 else "regress"
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import losses
-    import optim
-
-    out_directory = Path(args.out).parent
-    if not out_directory.is_dir():  # before training, not after
-        raise UserError(f"--out {args.out}: the directory {str(out_directory)!r} does not exist")
-    X, y = _load(args.data)
-    if y is None:
-        raise UserError(f"{args.data}: training needs labels (a CSV or an .npz with X and y)")
-    task = _task(args.task, y)
-    if task == "classify":
-        if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
-            found = f" (found {y.min()}..{y.max()})" if y.ndim == 1 else ""
-            raise UserError(
-                "classification needs integer class labels 0..C-1 in the last column"
-                f"{found}; remap the labels, or pass --task regress for numeric targets"
+    if y.ndim != 1:
+        return "regress"
+    if y.dtype.kind not in "iu":
+        if np.all(y == np.round(y)):  # whole numbers written as floats: say which task this is
+            _note(
+                f"the labels are whole numbers written as floats (e.g. {y[0]:.1f}), so this "
+                "trains a regression; pass --task classify if they are class labels"
             )
-        n_outputs = int(y.max()) + 1
-        if n_outputs < 2:
-            raise UserError("--task classify needs at least two classes; all labels are 0")
-        if args.task is None and n_outputs > len(y):
-            raise UserError(
-                f"the labels run up to {y.max()}: {n_outputs} classes for {len(y)} samples, so "
-                "they look like numeric targets; pass --task regress (or --task classify if "
-                "they really are class labels)"
-            )
-        loss, metrics = losses.CrossEntropy(), ["accuracy"]
-    else:
-        y = y.astype(np.float32).reshape(len(y), -1)
-        n_outputs = y.shape[1]
-        loss, metrics = losses.MSE(), ["mae"]
+        return "regress"
+    counts = np.unique(y, return_counts=True)[1]
+    if int(y.max()) + 1 > len(y) or (counts.size > 2 and np.mean(counts < 3) > 0.5):
+        _note(
+            f"the labels look like numeric targets ({counts.size} distinct values up to "
+            f"{y.max()} for {len(y)} samples, {np.sum(counts < 3)} of them with fewer than 3 "
+            "samples), so this trains a regression; pass --task classify if they are class labels"
+        )
+        return "regress"
+    return "classify"
+
+
+def _whole_to_int(y: np.ndarray) -> np.ndarray:
+    """Float labels ``(n,)`` that are all whole numbers (written as 2.0) as int64 classes."""
+    if y.ndim == 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
+        if np.all(np.abs(y) < 2.0**63):
+            return y.astype(np.int64)
+    return y
+
+
+def _class_labels(y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels ``(n,)`` as int64 classes and the number of outputs, ``max + 1``."""
+    y = _whole_to_int(y)  # --task classify on labels written as 2.0
+    if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
+        found = f" (found {y.min()}..{y.max()})" if y.ndim == 1 else ""
+        raise UserError(
+            "classification needs integer class labels 0..C-1 in the last column"
+            f"{found}; remap the labels, or pass --task regress for numeric targets"
+        )
+    n_outputs = int(y.max()) + 1
+    if n_outputs < 2:
+        raise UserError("--task classify needs at least two classes; all labels are 0")
+    present = np.unique(y)
+    if present.size < n_outputs:  # a label in 0..max without samples: an output never used
+        gaps = np.flatnonzero(present != np.arange(present.size))
+        first = int(gaps[0]) if gaps.size else present.size
+        n_unused = n_outputs - present.size
+        which = f"label {first}" if n_unused == 1 else f"{n_unused} of the labels (e.g. {first})"
+        _note(
+            f"no sample has {which} (the labels run {y.min()}..{y.max()}): the model gets "
+            f"{n_outputs} outputs and never predicts {'it' if n_unused > 1 else first}; "
+            f"relabel as 0..{present.size - 1} to drop {'them' if n_unused > 1 else 'it'}"
+        )
+    return y, n_outputs
+
+
+def _splits(args: argparse.Namespace, X: np.ndarray, y: np.ndarray, classify: bool) -> dict:
+    """Training, validation (``--validation-split`` of the training part) and test sets.
+
+    Both splits are stratified for classification, so each part keeps every class.
+    """
     X_train, X_test, y_train, y_test = data.train_test_split(
-        X, y, test_size=args.test_size, stratify=task == "classify", seed=args.seed
+        X, y, test_size=args.test_size, stratify=classify, seed=args.seed
     )
-    model = build_mlp(
-        X.shape[1], _parse_hidden(args.hidden), n_outputs, args.activation, args.seed, X_train
-    )
-    if task == "regress":  # train on standardized targets; the saved model predicts raw ones
-        y_mean = y_train.mean(axis=0, dtype=np.float64)  # float64: no overflow of the squares
-        y_scale = y_train.std(axis=0, dtype=np.float64)
-        y_scale[y_scale == 0] = 1
-        y_train = ((y_train - y_mean) / y_scale).astype(np.float32)
-    kwargs = {"lr": args.lr}
-    if args.optimizer in ("adam", "adamw", "sgd") and args.weight_decay:
-        kwargs["weight_decay"] = args.weight_decay
+    parts = {"train": (X_train, y_train), "val": None, "test": (X_test, y_test)}
+    if args.validation_split:
+        X_fit, X_val, y_fit, y_val = data.train_test_split(
+            X_train, y_train, test_size=args.validation_split, stratify=classify, seed=args.seed
+        )
+        parts.update(train=(X_fit, y_fit), val=(X_val, y_val))
+    return parts
+
+
+def _standardize_targets(parts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the regression targets of ``parts`` in place to mean 0, scale 1 (per output), with
+    the mean and scale of the training part; returns them."""
+    y_train = parts["train"][1]
+    y_mean = y_train.mean(axis=0, dtype=np.float64)  # float64: no overflow of the squares
+    y_scale = y_train.std(axis=0, dtype=np.float64)
+    y_scale[y_scale == 0] = 1
+    for key in ("train", "val"):
+        if parts[key] is not None:
+            X_part, y_part = parts[key]
+            parts[key] = (X_part, ((y_part - y_mean) / y_scale).astype(np.float32))
+    return y_mean, y_scale
+
+
+def _optimizer(args: argparse.Namespace, model: Sequential):
+    """``--optimizer`` with the flags its constructor takes (L-BFGS takes no learning rate)."""
+    accepted = inspect.signature(optim.OPTIMIZERS[args.optimizer]).parameters
+    kwargs = {"lr": args.lr, "weight_decay": args.weight_decay}
     if args.optimizer == "sgd":
         kwargs["momentum"] = 0.9
-    optimizer = optim.get(args.optimizer, model.parameters(), **kwargs)
-    comm = world_from_environment()  # started by mpiexec: train data-parallel
-    rank_0 = comm is None or comm.Get_rank() == 0  # the one rank that prints and saves
-    if not args.quiet and rank_0:
-        print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    return optim.get(args.optimizer, model.parameters(), **kwargs)
+
+
+def _fit(args: argparse.Namespace, model: Sequential, parts: dict, loss, metrics: list, comm):
+    """Train on ``parts["train"]``, with early stopping on ``parts["val"]`` for ``--patience``;
+    a diverging run becomes a UserError naming the flag to change. Returns the History."""
+    X_train, y_train = parts["train"]
+    optimizer = _optimizer(args, model)
+    callbacks = _history_callbacks(args)
+    stop = None
+    if args.patience is not None:
+        stop = nn.EarlyStopping("val_loss", patience=args.patience, restore_best_weights=True)
+        callbacks.append(stop)
     untrained = model.evaluate(X_train, y_train, loss=loss)["loss"]
     try:
         history = model.fit(
@@ -189,8 +264,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             metrics=metrics,
+            validation_data=parts["val"],
+            callbacks=callbacks,
             progress=None if not args.quiet else False,
-            callbacks=_history_callbacks(args),
             comm=comm,
         )
     except TrainingDivergedError as err:  # fit's hint names Python arguments; give the flag
@@ -201,19 +277,59 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"Try a smaller --lr than {args.lr:g}, or check the data; nothing was saved."
         ) from None
     last = history.history["loss"][-1]
-    if not rank_0:
-        return 0
+    if comm is not None and comm.Get_rank() != 0:  # rank 0 alone prints
+        return history
     if last > 10 * untrained:  # finite, so no divergence error, but training went the wrong way
         print(
             f"chainrule: warning: the training loss grew from {untrained:.4g} to {last:.4g}; "
             f"--lr {args.lr:g} is probably too high for --optimizer {args.optimizer}",
             file=sys.stderr,
         )
+    if stop is not None and not args.quiet:
+        ran = len(history.history["loss"])
+        print(
+            f"chainrule: trained {ran} epoch(s); restored the weights of epoch "
+            f"{stop.best_epoch + 1} (val_loss {stop.best:.4g})",
+            file=sys.stderr,
+        )
+    return history
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.patience is not None and not args.validation_split:
+        raise UserError("--patience needs --validation-split (the loss it watches), e.g. 0.2")
+    out_directory = Path(args.out).parent
+    if not out_directory.is_dir():  # before training, not after
+        raise UserError(f"--out {args.out}: the directory {str(out_directory)!r} does not exist")
+    X, y = _load(args.data)
+    if y is None:
+        raise UserError(f"{args.data}: training needs labels (a CSV or an .npz with X and y)")
+    task = _task(args.task, y)
+    if task == "classify":
+        y, n_outputs = _class_labels(y)
+        loss, metrics = losses.CrossEntropy(), ["accuracy"]
+    else:
+        y = y.astype(np.float32).reshape(len(y), -1)
+        n_outputs = y.shape[1]
+        loss, metrics = losses.MSE(), ["mae"]
+    parts = _splits(args, X, y, classify=task == "classify")
+    hidden = _parse_hidden(args.hidden)
+    model = build_mlp(X.shape[1], hidden, n_outputs, args.activation, args.seed, parts["train"][0])
+    if task == "regress":  # train on standardized targets; the saved model predicts raw ones
+        y_mean, y_scale = _standardize_targets(parts)
+    comm = world_from_environment()  # started by mpiexec: train data-parallel
+    rank_0 = comm is None or comm.Get_rank() == 0  # the one rank that prints and saves
+    if not args.quiet and rank_0:
+        print(f"chainrule: training {model!r}".replace("\n", "\n  "), file=sys.stderr)
+    history = _fit(args, model, parts, loss, metrics, comm)
+    if not rank_0:
+        return 0
     if task == "regress":  # undo the target scaling inside the output layer: ŷ·s + m
         output = model.layers[-1]
         output.W.data *= y_scale
         output.b.data *= y_scale
         output.b.data += y_mean
+    X_test, y_test = parts["test"]
     results = model.evaluate(X_test, y_test, loss=loss, metrics=metrics)
     save(model, args.out, state={"json": {"task": task}})  # evaluate and predict read it
     _plot_curves(args, history)
@@ -237,7 +353,7 @@ def _model_and_data(args, labels: bool) -> tuple[Sequential, str, np.ndarray, np
     task = saved.get("task") if isinstance(saved, dict) else None
     csv = args.data is not None and args.data.lower().endswith((".csv", ".csv.gz"))
     if not labels and csv:  # every column a feature, unless there is one too many: a label
-        X, y = data.load_csv(args.data, labels=False)
+        X, y = _with_notes(data.load_csv, args.data, labels=False)
         if X.shape[1] == model.n_features + 1:
             X = X[:, :-1]
     else:
@@ -256,13 +372,12 @@ def _model_and_data(args, labels: bool) -> tuple[Sequential, str, np.ndarray, np
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import losses
-
     model, task, X, y = _model_and_data(args, labels=True)
     if y is None:
         raise UserError(f"{args.data}: evaluation needs labels")
     n_outputs = model.predict(X[:1]).shape[1]
     if task == "classify":
+        y = _whole_to_int(y)  # a classifier's labels may be written as 2.0
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0 or y.max() >= n_outputs:
             raise UserError(
                 f"{args.model} is a classifier: its labels must be integers in "
@@ -278,8 +393,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     model, task, X, _ = _model_and_data(args, labels=False)
+    if args.proba and task != "classify":
+        raise UserError(f"--proba needs a classifier; {args.model} predicts values (regression)")
     out = model.predict(X)
-    if task == "classify":
+    if args.proba:  # one column per class: softmax of the logits
+        values, fmt = nn.Softmax()(out), "%.8g"
+    elif task == "classify":
         values, fmt = out.argmax(axis=1).reshape(-1, 1), "%d"
     else:
         values, fmt = out, "%.8g"
@@ -347,7 +466,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="of the hidden layers" + default,
     )
     train.add_argument(
-        "--optimizer", default=DEFAULTS["optimizer"], choices=OPTIMIZERS, help=default.strip()
+        "--optimizer",
+        default=DEFAULTS["optimizer"],
+        choices=list(optim.OPTIMIZERS),
+        help=default.strip(),
     )
     positive = _number(0.0, float("inf"), low_open=True, what="a positive number")
     train.add_argument(
@@ -357,7 +479,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--weight-decay",
         type=_number(0.0, float("inf"), low_open=False, what="a non-negative number"),
         default=DEFAULTS["weight_decay"],
-        help="for sgd, adam and adamw" + default,
+        help="for the optimizers that take it (not lbfgs)" + default,
     )
     train.add_argument(
         "--epochs", type=_positive_int, default=DEFAULTS["epochs"], help=default.strip()
@@ -370,6 +492,17 @@ def make_parser() -> argparse.ArgumentParser:
         type=_number(0.0, 1.0, low_open=True, what="a fraction in (0, 1)"),
         default=0.2,
         help="fraction held out for the test score" + default,
+    )
+    train.add_argument(
+        "--validation-split",
+        type=_number(0.0, 1.0, low_open=True, what="a fraction in (0, 1)"),
+        help="fraction of the training part held out (stratified) for val_loss each epoch",
+    )
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="stop after this many epochs without a better val_loss and restore the best "
+        "weights (needs --validation-split)",
     )
     train.add_argument(
         "--seed", type=int, default=0, help="of the split, the weights and the shuffling" + default
@@ -395,6 +528,11 @@ def make_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", help="default: the bundled digits")
     predict.add_argument(
         "--out", required=True, help="a .csv or .npy file, written atomically; - for stdout"
+    )
+    predict.add_argument(
+        "--proba",
+        action="store_true",
+        help="write class probabilities (softmax of the logits), one column per class",
     )
     predict.set_defaults(func=cmd_predict)
 

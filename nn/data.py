@@ -1,9 +1,10 @@
 """Data sets: the bundled digits, CSV/NPZ/NPY files, and train/test splits.
 
 Every loader returns ``(X, y)`` with ``X`` of shape ``(n_samples, n_features)`` and ``y`` of
-shape ``(n_samples,)`` (or ``None`` when the file holds no labels). Labels whose values are all
-whole numbers come back as ``int64`` class labels; any other labels come back as floats of the
-requested ``dtype`` (regression targets).
+shape ``(n_samples,)`` (or ``None`` when the file holds no labels). Labels stored as integers
+(cells written without a decimal point or exponent in a CSV, an integer array in an ``.npz``)
+come back as ``int64`` class labels; any other labels come back as floats of the requested
+``dtype`` (regression targets), even when their values are whole numbers (``151.0``).
 
 Mistakes in a data file raise :class:`ValueError` (or :class:`FileNotFoundError` for a missing
 file) with one line naming the file, what was expected and what was found, for example
@@ -17,6 +18,7 @@ import gzip
 import io
 import itertools
 import os
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -271,7 +273,11 @@ def load_csv(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Load a comma-separated file of numbers whose last column is the label.
 
-    Blank lines are skipped. A ``.gz`` suffix means gzip-compressed text.
+    Blank lines are skipped. A ``.gz`` suffix means gzip-compressed text. A first column with
+    an empty name in the header (or pandas' ``Unnamed: 0``) that holds distinct whole numbers
+    is the row index ``DataFrame.to_csv`` writes by default: it is dropped with a warning
+    (as a feature it could leak the label of sorted data); any other unnamed first column is
+    kept, with a warning.
 
     Parameters
     ----------
@@ -291,7 +297,8 @@ def load_csv(
     -------
     X : ndarray, shape (n_samples, n_columns - 1), or (n_samples, n_columns) without labels
     y : ndarray, shape (n_samples,), or None without labels
-        ``int64`` when every label is a whole number, else ``dtype``.
+        ``int64`` when every label is written as an integer (no decimal point, no exponent),
+        else ``dtype``.
     """
     dtype = check_dtype("dtype", dtype)
     if header is not None and not isinstance(header, bool):
@@ -327,7 +334,8 @@ def load_npz(path: PathLike, dtype: DTypeLike = np.float32) -> tuple[np.ndarray,
     -------
     X : ndarray, shape (n_samples, n_features)
     y : ndarray, shape (n_samples,) or (n_samples, n_outputs)
-        ``int64`` when every label is a whole number, else ``dtype``.
+        ``int64`` when ``y`` is an integer (or bool) array of shape ``(n_samples,)`` or
+        ``(n_samples, 1)``, else ``dtype``.
     """
     dtype = check_dtype("dtype", dtype)
     name = _check_file(path)
@@ -436,14 +444,13 @@ def _check_file(path: PathLike) -> str:
 
 
 def _labels(y: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
-    """Labels ``(n,)`` of whole numbers as ``int64`` classes; anything else as ``dtype`` floats.
+    """Integer labels ``(n,)`` or ``(n, 1)`` as ``int64`` classes; anything else as floats.
 
-    Two-dimensional targets (class probabilities, several regression outputs) stay floats.
+    Floats stay floats even when every value is whole: the file stored them as numbers.
+    Other two-dimensional targets (class probabilities, several outputs) become floats.
     """
-    if y.ndim == 1 and y.dtype.kind in "biu":
+    if y.dtype.kind in "biu" and (y.ndim == 1 or y.shape[1] == 1):
         return y.astype(np.int64, copy=False)
-    if y.ndim == 1 and np.all(y == np.round(y)) and np.all(np.abs(y) < 2.0**63):
-        return y.astype(np.int64)
     return _cast(y, dtype, what)
 
 
@@ -538,12 +545,15 @@ def _read_csv(
         if header is None:
             # a header names every column: a row with some numbers is data (with a typo)
             header = not any(_is_number(c) for c in first[1].split(","))
-        header_width = len(first[1].split(",")) if header else None
+        names = first[1].split(",") if header else None
         if header:  # the data start at the next non-blank line, if there is one
             first = next(rows, None)
         data, numpy_error = None, None
+        label_notation: set[str] = set()  # "float" once a label cell has a "." or an exponent
         if first is not None:
             lines = itertools.chain([first[1]], (line for _, line in rows))
+            if labels:
+                lines = _watch_label_notation(lines, label_notation)
             try:
                 data = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
             except UnicodeDecodeError:
@@ -551,6 +561,7 @@ def _read_csv(
             except ValueError as exc:
                 numpy_error = exc
 
+    header_width = None if names is None else len(names)
     if (
         data is None
         or data.shape[1] < 1 + labels
@@ -564,11 +575,58 @@ def _read_csv(
             f"{name}: expected rows of comma-separated numbers, found data numpy "
             f"cannot parse ({numpy_error})"
         )
+    if names is not None and _is_row_index(names[0], data, name, labels):
+        data = data[:, 1:]
     if not labels:
         return _cast(data, dtype, f"{name}: X"), None
+    y = data[:, -1]
+    if not label_notation and np.all(np.abs(y) < 2.0**63):  # every label written as an integer
+        y = y.astype(np.int64)
     return _cast(data[:, :-1], dtype, f"{name}: X (the feature columns)"), _labels(
-        data[:, -1], dtype, f"{name}: the label column"
+        y, dtype, f"{name}: the label column"
     )
+
+
+def _watch_label_notation(lines: Iterator[str], notation: set[str]) -> Iterator[str]:
+    """Pass ``lines`` through, adding "float" to ``notation`` once a last cell is written with a
+    decimal point or an exponent (``151.0``, ``1e3``): such labels are numbers, not classes."""
+    for line in lines:
+        if not notation:
+            last = line[line.rfind(",") + 1 :]
+            if "." in last or "e" in last or "E" in last:
+                notation.add("float")
+        yield line
+
+
+def _is_row_index(header_cell: str, data: np.ndarray, name: str, labels: bool) -> bool:
+    """Whether the first column is an unnamed row index to drop (pandas' ``to_csv`` default).
+
+    Warns when it is, and when an unnamed first column is kept as a feature.
+    """
+    if header_cell.strip().strip('"') not in ("", "Unnamed: 0"):
+        return False
+    column = data[:, 0]
+    enough = data.shape[1] > 1 + labels  # a feature column is left after dropping it
+    if enough and np.all(column == np.round(column)) and np.unique(column).size == column.size:
+        n = column.size
+        if np.array_equal(column, np.arange(n)):
+            what = f"counts the rows 0..{n - 1}"
+        else:
+            what = "holds distinct whole numbers"
+        warnings.warn(
+            f"{name}: dropped column 1, which has no name and {what}: a row index such as "
+            "pandas' DataFrame.to_csv writes by default (write the file with index=False, or "
+            "name the column to keep it)",
+            UserWarning,
+            stacklevel=4,
+        )
+        return True
+    warnings.warn(
+        f"{name}: column 1 has no name in the header; it is read as a feature",
+        UserWarning,
+        stacklevel=4,
+    )
+    return False
 
 
 def _diagnose_csv(open_text: Callable[[], IO[str]], name: str, header: bool, labels: bool) -> None:

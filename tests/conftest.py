@@ -213,8 +213,21 @@ def assert_gradcheck():
     return check_model_gradients
 
 
+# -- the summary after the run ----------------------------------------------------------------
+
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture
+def summary_line():
+    """summary_line(text): show ``text`` in pytest's terminal summary, after the test results."""
+    return _SUMMARY.append
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if _WORST["rel"] > 0:
         terminalreporter.write_line(
             f"nn.gradcheck: largest relative difference {_WORST['rel']:.2e} ({_WORST['where']})"
         )
+    for line in _SUMMARY:
+        terminalreporter.write_line(line)

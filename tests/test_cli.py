@@ -306,9 +306,6 @@ def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(
 ):
     monkeypatch.chdir(tmp_path)
     Path("big.csv").write_text("1,2,0\n3,4,1000000000000\n5,6,0\n7,8,1\n9,9,1\n")
-    assert cli.main(["train", "--data", "big.csv", "--hidden", "4", "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "1000000000001 classes for 5 samples" in err and "--task regress" in err
     assert (
         cli.main(
             [
@@ -319,8 +316,6 @@ def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(
                 "4",
                 "--epochs",
                 "2",
-                "--task",
-                "regress",
                 "--quiet",
                 "--out",
                 "r.npz",
@@ -328,6 +323,10 @@ def test_labels_that_look_like_numbers_are_not_taken_as_a_trillion_classes(
         )
         == 0
     )
+    err = capsys.readouterr().err
+    assert "look like numeric targets (3 distinct values up to 1000000000000 for 5 samples" in err
+    assert "--task classify" in err
+    assert nn.load("r.npz").predict(np.zeros((1, 2))).shape == (1, 1)  # one output
 
 
 def test_regression_on_large_targets_learns_them_and_predicts_in_their_units(
@@ -506,3 +505,230 @@ def test_a_one_feature_model_predicts_from_a_csv_of_features_only(tmp_path, monk
             nn.load("m1.npz").predict(x[:, None].astype(np.float32))[:, 0],
             rtol=1e-6,
         )
+
+
+# -- labels that are not classes, pandas files, validation, probabilities ----------------------
+
+
+def _diabetes_frame():
+    """scikit-learn's diabetes set as a user exports it: 442 rows, targets 25..346."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame  # the target column is float64
+    assert frame["target"].dtype == np.float64
+    return frame
+
+
+def test_diabetes_written_by_pandas_trains_a_regression_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    frame = _diabetes_frame()
+    frame.to_csv("diabetes.csv", index=False)  # targets written as 151.0
+    assert "151.0" in Path("diabetes.csv").read_text().splitlines()[1]
+    common = ["train", "--data", "diabetes.csv", "--hidden", "16", "--epochs", "2", "--quiet"]
+    assert cli.main([*common, "--out", "r.npz"]) == 0
+    out, err = capsys.readouterr()
+    notes = [line for line in err.splitlines() if "regression" in line]
+    assert len(notes) == 1 and "--task classify" in notes[0], err
+    assert "test mae:" in out and "accuracy" not in out
+    assert nn.load("r.npz").predict(np.zeros((1, 10))).shape == (1, 1)  # one output, not 347
+    assert cli.main([*common, "--task", "classify", "--out", "c.npz"]) == 0  # the override
+    out, err = capsys.readouterr()
+    assert "test accuracy:" in out and "regression" not in err
+    assert cli.main(["evaluate", "c.npz", "--data", "diabetes.csv"]) == 0  # labels as 151.0
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_integer_labels_with_one_or_two_samples_per_class_train_a_regression(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    frame = _diabetes_frame()
+    frame["target"] = frame["target"].astype(int)  # written as 151: still no classes
+    frame.to_csv("diabetes.csv", index=False)
+    counts = np.unique(frame["target"], return_counts=True)[1]
+    assert np.mean(counts < 3) > 0.5 and len(counts) < len(frame)  # mostly 1 or 2 each
+    common = ["train", "--data", "diabetes.csv", "--hidden", "16", "--epochs", "2", "--quiet"]
+    assert cli.main([*common, "--out", "r.npz"]) == 0
+    out, err = capsys.readouterr()
+    assert "test mae:" in out and "look like numeric targets" in err and "--task classify" in err
+    assert cli.main([*common, "--task", "regress", "--out", "r2.npz"]) == 0
+    assert "look like numeric targets" not in capsys.readouterr().err  # asked for: no notice
+
+
+def test_labels_1_to_3_say_that_class_0_is_unused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 2))
+    np.savetxt(
+        "c.csv",
+        np.column_stack([X, np.repeat([1, 2, 3], 30)]),
+        delimiter=",",
+        fmt=["%.6f", "%.6f", "%d"],
+    )
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "c.csv",
+                "--hidden",
+                "4",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                "m.npz",
+            ]
+        )
+        == 0
+    )
+    notes = [line for line in capsys.readouterr().err.splitlines() if "label 0" in line]
+    assert notes == [
+        "chainrule: note: no sample has label 0 (the labels run 1..3): the model "
+        "gets 4 outputs and never predicts 0; relabel as 0..2 to drop it"
+    ]
+    assert nn.load("m.npz").predict(X[:1]).shape == (1, 4)
+
+
+def test_the_index_column_pandas_writes_is_dropped_and_named(tmp_path, monkeypatch, capsys):
+    """Class-sorted noise: the index alone would give a test accuracy of 1.0."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    frame["label"] = np.repeat([0, 1], 100)
+    frame.to_csv("sorted.csv")
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "sorted.csv",
+                "--hidden",
+                "32",
+                "--epochs",
+                "30",
+                "--quiet",
+                "--out",
+                "m.npz",
+            ]
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert (
+        "chainrule: sorted.csv: dropped column 1, which has no name and counts the rows "
+        "0..199" in err
+    )
+    assert len(err.strip().splitlines()) == 1, err  # one line, no warning source lines
+    assert nn.load("m.npz").n_features == 3
+    assert float(re.search(r"test accuracy: ([0-9.]+)", out).group(1)) < 0.8  # noise: no leak
+    assert cli.main(["predict", "m.npz", "--data", "sorted.csv", "--out", "p.csv"]) == 0
+    assert "dropped column 1" in capsys.readouterr().err
+
+
+def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 10))
+    y = (X[:, 0] + rng.normal(size=150) > 0).astype(int)  # noisy: a wide MLP soon overfits
+    np.savetxt("noisy.csv", np.column_stack([X, y]), delimiter=",", fmt="%.6f")
+    Path("noisy.csv").write_text(Path("noisy.csv").read_text().replace(".000000\n", "\n"))
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                "noisy.csv",
+                "--hidden",
+                "256",
+                "--lr",
+                "0.01",
+                "--epochs",
+                "200",
+                "--validation-split",
+                "0.25",
+                "--patience",
+                "3",
+                "--out",
+                "m.npz",
+            ]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    logged = [float(v) for v in re.findall(r"val_loss=([0-9.e+-]+)", err)]
+    assert 4 <= len(logged) < 200  # stopped early, 3 epochs after the best one
+    best = int(np.argmin(logged))
+    assert len(logged) == best + 4
+    assert f"restored the weights of epoch {best + 1}" in err
+    # the validation set: a stratified quarter of the training part, as --seed 0 draws it
+    X_train, _, y_train, _ = data.train_test_split(X, y, 0.2, stratify=True, seed=0)
+    _, X_val, _, y_val = data.train_test_split(X_train, y_train, 0.25, stratify=True, seed=0)
+    val_loss = nn.load("m.npz").evaluate(X_val, y_val, loss="cross_entropy")["loss"]
+    assert val_loss == pytest.approx(logged[best], rel=1e-3)
+
+
+def test_patience_needs_a_validation_split(files, capsys):
+    assert cli.main(["train", "--patience", "3", "--quiet"]) == 2
+    assert "--patience needs --validation-split" in capsys.readouterr().err
+
+
+def test_predict_proba_writes_the_softmax_of_the_logits(files, capsys):
+    from scipy.special import softmax
+
+    assert cli.main(["predict", "model.npz", "--proba", "--out", "p.csv"]) == 0
+    written = np.loadtxt("p.csv", delimiter=",")
+    X, _ = data.load_digits()
+    logits = nn.load("model.npz").predict(X).astype(np.float64)
+    assert written.shape == (1797, 10)
+    np.testing.assert_allclose(written, softmax(logits, axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(written.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_predict_proba_refuses_a_regressor(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    x = np.linspace(-1, 1, 50)
+    np.savetxt("one.csv", np.column_stack([x, 3 * x + 0.5]), delimiter=",")
+    assert (
+        cli.main(["train", "--data", "one.csv", "--epochs", "1", "--quiet", "--out", "r.npz"]) == 0
+    )
+    capsys.readouterr()
+    assert cli.main(["predict", "r.npz", "--data", "one.csv", "--proba", "--out", "p.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "--proba needs a classifier; r.npz predicts values (regression)" in err
+    assert not Path("p.csv").exists()
+
+
+def test_the_optimizer_choices_are_the_optim_registry(tmp_path, monkeypatch, capsys):
+    import optim
+
+    train = next(
+        a
+        for a in cli.make_parser()._subparsers._group_actions[0].choices.values()
+        if a.prog.endswith("train")
+    )
+    choices = next(a.choices for a in train._actions if a.dest == "optimizer")
+    assert sorted(choices) == sorted(optim.OPTIMIZERS)
+    monkeypatch.chdir(tmp_path)
+    assert (
+        cli.main(
+            [
+                "train",
+                "--optimizer",
+                "lbfgs",
+                "--hidden",
+                "16",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                "l.npz",
+            ]
+        )
+        == 0
+    )  # no learning rate to pass to L-BFGS
+    assert float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1)) > 0.8

@@ -256,10 +256,20 @@ def test_csv_float_labels_are_regression_targets(tmp_path):
     assert y.dtype == np.float64
 
 
-def test_csv_whole_float_labels_become_integers(tmp_path):
-    path = _write(tmp_path / "c.csv", "1,0.0\n2,3.0\n3,-1e0\n")
+def test_csv_labels_written_as_integers_are_classes(tmp_path):
+    path = _write(tmp_path / "c.csv", "1,0\n2,3\n3,-1\n")
     _, y = load_csv(path)
     assert y.dtype == np.int64 and y.tolist() == [0, 3, -1]
+
+
+@pytest.mark.parametrize(
+    "cells", [("151.0", "75.0", "-1.0"), ("151", "75.0", "-1"), ("1.51e2", "75", "-1")]
+)
+def test_csv_labels_written_with_a_decimal_point_or_exponent_are_targets(tmp_path, cells):
+    """pandas writes a float column as 151.0: whole values, but not class labels."""
+    path = _write(tmp_path / "t.csv", "".join(f"{i},{c}\n" for i, c in enumerate(cells)))
+    _, y = load_csv(path)
+    assert y.dtype == np.float32 and y.tolist() == [151.0, 75.0, -1.0]
 
 
 def test_csv_blank_lines_windows_newlines_and_bom(tmp_path):
@@ -355,6 +365,8 @@ def test_npz_regression_and_two_dimensional_targets(tmp_path):
     X = np.ones((3, 2))
     np.savez(tmp_path / "r.npz", X=X, y=np.array([0.5, 1.0, 2.0]))
     assert load_npz(tmp_path / "r.npz")[1].dtype == np.float32
+    np.savez(tmp_path / "w.npz", X=X, y=np.array([151.0, 75.0, 2.0]))  # whole, stored as floats
+    assert load_npz(tmp_path / "w.npz")[1].dtype == np.float32
     onehot = np.eye(3)
     np.savez(tmp_path / "p.npz", X=X, y=onehot)
     y = load_npz(tmp_path / "p.npz", dtype=np.float64)[1]
@@ -565,3 +577,65 @@ def test_load_csv_without_labels_reads_every_column_as_a_feature(tmp_path):
         load_csv(path, labels=False)  # no label hint: the column is a feature here
     with pytest.raises(TypeError, match=r"`labels`, expected True or False"):
         load_csv(path, labels="no")
+
+
+# -- the row index pandas writes -----------------------------------------------------------------
+
+
+def _class_sorted_frame(n_per_class=30):
+    """Noise features with labels 0 then 1: only the row number tells the classes apart."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(2 * n_per_class, 3)), columns=["a", "b", "c"])
+    frame["label"] = np.repeat([0, 1], n_per_class)
+    return frame
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_the_index_column_of_pandas_to_csv_is_dropped_with_a_warning(tmp_path, labels):
+    frame = _class_sorted_frame()
+    frame.to_csv(tmp_path / "d.csv")  # the default writes the index under an empty header cell
+    assert (tmp_path / "d.csv").read_text().startswith(",a,b,c,label\n0,")
+    with pytest.warns(
+        UserWarning,
+        match=r"d\.csv: dropped column 1, which has no name and "
+        r"counts the rows 0\.\.59: .*index=False",
+    ):
+        X, y = load_csv(tmp_path / "d.csv", dtype=np.float64, labels=labels)
+    features = frame[["a", "b", "c"]].to_numpy()
+    if labels:
+        assert np.array_equal(X, features) and y.tolist() == frame["label"].tolist()
+    else:
+        assert np.array_equal(X, frame.to_numpy(dtype=np.float64)) and y is None
+
+
+def test_a_shuffled_index_column_is_dropped_too(tmp_path):
+    frame = _class_sorted_frame().sample(frac=1.0, random_state=0)  # the index keeps row numbers
+    frame.to_csv(tmp_path / "s.csv")
+    with pytest.warns(
+        UserWarning,
+        match=r"s\.csv: dropped column 1, which has no name and "
+        r"holds distinct whole numbers",
+    ):
+        X, y = load_csv(tmp_path / "s.csv", dtype=np.float64)
+    assert np.array_equal(X, frame[["a", "b", "c"]].to_numpy()) and np.array_equal(y, frame.label)
+
+
+def test_an_unnamed_first_column_of_values_is_kept_with_a_warning(tmp_path):
+    path = _write(tmp_path / "u.csv", ",b,label\n0.5,1,0\n0.5,2,1\n1.5,3,1\n")
+    with pytest.warns(
+        UserWarning,
+        match=r"u\.csv: column 1 has no name in the header; "
+        r"it is read as a feature",
+    ):
+        X, y = load_csv(path)
+    assert X.tolist() == [[0.5, 1], [0.5, 2], [1.5, 3]] and y.tolist() == [0, 1, 1]
+
+
+def test_named_columns_and_files_without_a_header_give_no_warning(tmp_path, recwarn):
+    _write(tmp_path / "n.csv", "i,b,label\n0,1,0\n1,2,1\n")
+    _write(tmp_path / "h.csv", "0,1,0\n1,2,1\n")
+    assert load_csv(tmp_path / "n.csv")[0].tolist() == [[0, 1], [1, 2]]
+    assert load_csv(tmp_path / "h.csv")[0].tolist() == [[0, 1], [1, 2]]
+    assert len(recwarn) == 0

@@ -1,8 +1,8 @@
 """README.md stays true: its python blocks run, and its shell commands name real options.
 
-The python blocks run in order in one namespace (later blocks use names from earlier ones),
-in a temporary working directory so files they write land there. Every ``chainrule ...``
-command in a shell block is parsed by the real argument parser.
+Each python block runs on its own (a reader copies one block), in a fresh namespace and a
+temporary working directory so files it writes land there, and prints something. Every
+``chainrule ...`` command in a shell block is parsed by the real argument parser.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ def test_the_readme_has_python_examples_and_the_setup_command():
     assert "chainrule train" in commands
 
 
-def test_python_blocks_run_in_order(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("number", range(1, len(blocks("python")) + 1))
+def test_each_python_block_runs_alone_and_prints(number, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "readme"}
-    for i, code in enumerate(blocks("python"), start=1):
-        compiled = compile(code, f"README.md python block {i}", "exec")
-        exec(compiled, namespace)  # the README is ours: running it is the point
-    capsys.readouterr()
+    code = blocks("python")[number - 1]
+    compiled = compile(code, f"README.md python block {number}", "exec")
+    exec(compiled, {"__name__": "readme"})  # the README is ours: running it is the point
+    printed = capsys.readouterr().out
+    assert printed.strip(), f"python block {number} prints nothing"
+    assert "False" not in printed, printed  # e.g. the resumed run must equal one run
 
 
 def chainrule_commands() -> list[str]:
