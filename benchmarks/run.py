@@ -13,7 +13,7 @@ system, and times each system on the same number of samples:
 ``fit``
     chainrule's ``model.fit(..., epochs=1, shuffle=True, progress=False)``.
 ``by hand``
-    chainrule's layer API over pre-sliced batches: ``zero_grad``, ``forward``,
+    chainrule's layer API over pre-sliced batches: ``model.zero_grad``, ``forward``,
     ``loss.forward``, ``backward``, ``optimizer.step``.
 ``GEMM floor``
     exactly the matrix products of one training step in plain numpy, into preallocated
@@ -392,15 +392,16 @@ class ByHand(System):
     def setup(self, work: Workload) -> None:
         self.model, self.loss, self.optimizer = _chainrule_training(work.config, work.seed)
         self.model.train()
+        self.model.needs_input_grad = False  # only ∇θ is needed
         self.batches = work.batches()
 
     def run(self, steps: int) -> None:
         model, loss, optimizer = self.model, self.loss, self.optimizer
         for xb, yb in self.batches[:steps]:
-            optimizer.zero_grad()
+            model.zero_grad()
             pred = model.forward(xb)
             loss.forward(pred, yb)
-            model.backward(loss.backward(), input_grad=False)
+            model.backward(loss.backward())
             optimizer.step()
 
 

@@ -237,6 +237,7 @@ def fit(
     val_metrics = [copy.deepcopy(m) for m in metric_objs]
     was_training = model.training
     model.train()
+    model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
     try:
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
@@ -268,6 +269,7 @@ def fit(
                 break
     finally:
         model.train(was_training)
+        model.needs_input_grad = True
     for cb in callbacks:
         cb.on_train_end(history.history)
     return history

@@ -67,8 +67,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 continue
-            # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
-            model.backward(loss.backward(), input_grad=False, accumulate=False)
+            model.zero_grad()  # one fill; backward then writes each layer's ∂L/∂p into ∇θ
+            model.backward(loss.backward())
             norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
             if math.isfinite(norm_sq):
                 norm = math.sqrt(norm_sq)
@@ -117,7 +117,7 @@ class Trainer:
                     continue
                 grad = loss.backward()
                 grad *= factor  # ∂(L_b·d_b)/∂pred
-                model.backward(grad, input_grad=False)
+                model.backward(grad)
             if objective.empty:  # every target weighs 0: a flat objective, ∇θ = 0, no step
                 empty = True
                 return 0.0
