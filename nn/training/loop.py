@@ -46,6 +46,7 @@ from nn.training.callbacks import ModelCheckpoint
 from nn.training.checkpoint import restore_checkpoint
 from nn.training.history import History
 from nn.training.metrics import Metric
+from nn.training.threads import BlasThreads
 from nn.training.trainer import Trainer
 
 
@@ -238,6 +239,7 @@ def fit(
     was_training = model.training
     model.train()
     model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
+    trainer.threads = BlasThreads(model, min(batch_size, len(X)))
     try:
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
@@ -270,6 +272,7 @@ def fit(
     finally:
         model.train(was_training)
         model.needs_input_grad = True
+        trainer.threads.close()
     for cb in callbacks:
         cb.on_train_end(history.history)
     return history
@@ -319,10 +322,12 @@ def evaluate(
     metric_objs = resolve_metrics(metrics)
     was_training = model.training
     model.eval()
+    threads = BlasThreads(model, min(batch_size, len(X)))
     try:
         return _evaluate_batches(model, X, y, sample_weight, loss, metric_objs, batch_size)
     finally:
         model.train(was_training)
+        threads.close()
 
 
 def _evaluate_batches(model, X, y, sw, loss, metric_objs, batch_size) -> dict[str, float]:

@@ -44,6 +44,7 @@ class Trainer:
             for name, array in part.buffers().items()
         ]
         self.step = 0  # optimizer steps taken in this fit call
+        self.threads = None  # fit's BlasThreads, ticked before every step
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
         """One pass over the data; returns the loss of its batches taken as one set."""
@@ -52,6 +53,8 @@ class Trainer:
         clip, clip_value = self.clip, self.clip_value
         epoch_loss = SetLoss(loss)
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
+            if self.threads is not None:
+                self.threads.tick()
             self._back_up_buffers()
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
