@@ -76,17 +76,22 @@ def _step_loop(config, X, y, comm, steps: int, overlap: bool) -> dict:
         loss.forward(model.forward(xb), yb)
         g = loss.backward()
         g *= len(xb) / b  # the global batch's denominator
+        model.zero_grad()
         if overlap:  # Iallreduce each layer's slice as soon as its backward wrote it
             requests = []
             for i in range(len(slices) - 1, -1, -1):
                 layer, part = slices[i]
-                g = layer.backward(g, input_grad=i > 0, accumulate=False)
+                layer.needs_input_grad, layer.grad_is_zero = i > 0, True
+                g = layer.backward(g)
+                layer.needs_input_grad, layer.grad_is_zero = True, False
                 if part is not None:
                     requests.append(comm.Iallreduce(MPI.IN_PLACE, grad[part], op=MPI.SUM))
             waited = time.perf_counter()
             MPI.Request.Waitall(requests)
         else:
-            model.backward(g, input_grad=False, accumulate=False)
+            model.needs_input_grad = False
+            model.backward(g)
+            model.needs_input_grad = True
             waited = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
         reduced = time.perf_counter()

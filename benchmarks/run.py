@@ -13,7 +13,7 @@ system, and times each system on the same number of samples:
 ``fit``
     chainrule's ``model.fit(..., epochs=1, shuffle=True, progress=False)``.
 ``by hand``
-    chainrule's layer API over pre-sliced batches: ``zero_grad``, ``forward``,
+    chainrule's layer API over pre-sliced batches: ``model.zero_grad``, ``forward``,
     ``loss.forward``, ``backward``, ``optimizer.step``.
 ``GEMM floor``
     exactly the matrix products of one training step in plain numpy, into preallocated
@@ -58,6 +58,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.configs import LEARNING_RATE, MOMENTUM, Config, resolve  # noqa: E402
+from benchmarks.threads import compare as compare_threads  # noqa: E402
+from benchmarks.threads import markdown_lines as threads_markdown  # noqa: E402
 
 #: Steps of the warm-up run of each system (fewer when a measurement has fewer steps).
 WARMUP_STEPS = 20
@@ -392,15 +394,16 @@ class ByHand(System):
     def setup(self, work: Workload) -> None:
         self.model, self.loss, self.optimizer = _chainrule_training(work.config, work.seed)
         self.model.train()
+        self.model.needs_input_grad = False  # only ∇θ is needed
         self.batches = work.batches()
 
     def run(self, steps: int) -> None:
         model, loss, optimizer = self.model, self.loss, self.optimizer
         for xb, yb in self.batches[:steps]:
-            optimizer.zero_grad()
+            model.zero_grad()
             pred = model.forward(xb)
             loss.forward(pred, yb)
-            model.backward(loss.backward(), input_grad=False)
+            model.backward(loss.backward())
             optimizer.step()
 
 
@@ -945,6 +948,9 @@ def markdown(report: dict) -> str:
     for cfg in report["configs"]:
         if "memory" in cfg:
             lines += ["", *_memmap_lines(cfg)]
+    if report.get("threads_check"):
+        rounds = len(report["threads_check"][0]["times"]["one"])
+        lines += ["", *threads_markdown(report["threads_check"], rounds)]
     return "\n".join(lines) + "\n"
 
 
@@ -1022,6 +1028,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny sizes and few steps (a smoke test, not a result)"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--thread-rounds",
+        type=int,
+        default=None,
+        help="rounds of the default-threads vs one-thread comparison in fresh processes "
+        "(default 5, 0 with --quick; 0 skips it)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models and shuffling")
     parser.add_argument(
         "--budget",
@@ -1044,6 +1057,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(str(err))
     if args.repeat is None:
         args.repeat = 2 if args.quick else DEFAULT_REPEAT
+    if args.thread_rounds is None:
+        args.thread_rounds = 0 if args.quick else DEFAULT_REPEAT
     return args
 
 
@@ -1066,6 +1081,7 @@ def run(args: argparse.Namespace) -> dict:
     for config in args.configs:
         runner = run_memmap if config.memmap else run_standard
         configs.append(runner(config, plan))
+    threads_check = compare_threads(args.thread_rounds) if args.thread_rounds > 0 else None
     blas = blas_info()  # after the runs: lists the libraries the peers loaded too
     return {
         "machine": machine_info(),
@@ -1090,6 +1106,7 @@ def run(args: argparse.Namespace) -> dict:
             "load_average": [load_start, load_average()],
         },
         "configs": configs,
+        "threads_check": threads_check,
     }
 
 

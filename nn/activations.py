@@ -51,18 +51,14 @@ class Activation(Layer):
         self._a = self.apply(x, self._buffer("a", x.shape, x.dtype))
         return self._a
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """∂L/∂x = σ'(x) ⊙ ∂L/∂a (5.12), shape ``(batch, n)``; no parameters."""
-        if not input_grad:
-            return None
         out = self._buffer("grad_in", grad_out.shape, grad_out.dtype)
         return self.chain(self._x, self._a, grad_out, out)
 
     def config(self) -> dict:
         """Constructor arguments (the slope or alpha of the activations that have one)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "training"}
+        return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config().items())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,14 +80,10 @@ class Sequential(Layer):
         self.theta, self.theta_grad = self._bind_parameters()
         for layer in self.layers:
             layer.reset_parameters(self.rng)
-        # Training needs no ∂L/∂x below the first layer with parameters.
+        # Without ∂L/∂x for the model's input, backward stops at the first layer with parameters.
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.parameters()), len(layers) - 1
         )
-        # Layers written to DESIGN's plain `backward(grad_out)`, without the keywords.
-        self._plain_backward = {
-            i for i, layer in enumerate(self.layers) if not _takes_backward_keywords(layer)
-        }
 
     # -- θ ------------------------------------------------------------------------------------
     def _bind_parameters(self) -> tuple[np.ndarray, np.ndarray]:
@@ -126,8 +121,14 @@ class Sequential(Layer):
         return [p for layer in self.layers for p in layer.parameters()]
 
     def zero_grad(self) -> None:
-        """∇θ ← 0, in one call."""
+        """∇θ ← 0, in one call.
+
+        The next ``backward`` tells its layers so (``grad_is_zero``), and layers that can
+        write ∂L/∂p straight into ``p.grad`` instead of adding it to the zeros: change ∇θ only
+        through ``backward`` between the two calls.
+        """
         self.theta_grad.fill(0)
+        self.grad_is_zero = True
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         for layer in self.layers:
@@ -153,42 +154,33 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Back-propagate ∂L/∂out through the layers in reverse order (5.9–5.13).
 
         Each layer adds its parameters' gradients into ∇θ and hands ∂L/∂(its input) to the
-        layer before it.
+        layer before it. With ``needs_input_grad`` False (``fit`` sets it: training needs
+        only ∇θ) backward stops at the first layer with parameters and tells it that nothing
+        needs its ∂L/∂x.
 
         Parameters
         ----------
         grad_out : ndarray, shape (batch, n_outputs)
-        input_grad : bool
-            Whether to compute ∂L/∂x for the model's input (training needs only ∇θ).
-        accumulate : bool
-            Add into ∇θ (``True``) or overwrite it (``False``: the same as ``zero_grad()``
-            followed by ``backward``, one pass over ∇θ cheaper). Every parameter's gradient
-            is written either way.
 
         Returns
         -------
-        ndarray, shape (batch, n_features), or None when ``input_grad`` is False
+        ndarray, shape (batch, n_features), or None when ``needs_input_grad`` is False
         """
         grad = grad_out if grad_out.dtype == self.dtype else grad_out.astype(self.dtype)
-        last = 0 if input_grad else self._first_trainable
+        needs_input_grad, grad_is_zero = self.needs_input_grad, self.grad_is_zero
+        last = 0 if needs_input_grad else self._first_trainable
         for i in range(len(self.layers) - 1, last - 1, -1):
-            needs_input_grad = i > last or input_grad
-            if i in self._plain_backward:  # adds, and always returns ∂L/∂x
-                if not accumulate:
-                    for p in self.layers[i].parameters():
-                        p.grad.fill(0)
-                grad = self.layers[i].backward(grad)
-            else:
-                grad = self.layers[i].backward(
-                    grad, input_grad=needs_input_grad, accumulate=accumulate
-                )
-        return grad if input_grad else None
+            layer = self.layers[i]
+            layer.needs_input_grad = needs_input_grad or i > last
+            layer.grad_is_zero = grad_is_zero
+            grad = layer.backward(grad)
+            layer.needs_input_grad, layer.grad_is_zero = True, False
+        self.grad_is_zero = False  # ∇θ holds this pass's gradients now
+        return grad if needs_input_grad else None
 
     # -- modes ----------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Sequential:
@@ -288,10 +280,3 @@ def layers_within(layer: Layer):
     if isinstance(layer, Sequential):
         for inner in layer.layers:
             yield from layers_within(inner)
-
-
-def _takes_backward_keywords(layer: Layer) -> bool:
-    """Whether ``layer.backward`` accepts ``input_grad=`` and ``accumulate=``."""
-    params = inspect.signature(layer.backward).parameters.values()
-    names = {p.name for p in params}
-    return {"input_grad", "accumulate"} <= names or any(p.kind is p.VAR_KEYWORD for p in params)

@@ -90,25 +90,19 @@ class Dropout(Layer):
         self._mask = mask
         return np.multiply(x, mask, out=self._buffer("out", x.shape, dtype))
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """∂L/∂x = ∂L/∂out ⊙ m / (1 − p), with the mask of the last forward.
 
         Parameters
         ----------
         grad_out : ndarray, shape (batch, n)
             ∂L/∂out.
-        input_grad : bool
-            When False nothing is computed and None is returned.
 
         Returns
         -------
-        ndarray, shape (batch, n), or None
+        ndarray, shape (batch, n)
             ``grad_out`` itself when the last forward was the identity.
         """
-        if not input_grad:
-            return None
         mask = self._mask
         if mask is None:
             return grad_out  # the identity: ∂out/∂x = I

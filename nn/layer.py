@@ -16,6 +16,15 @@ class Layer:
     * ``backward(grad_out)`` receives ∂L/∂out, *adds* ∂L/∂p into each ``p.grad`` and returns
       ∂L/∂x. It never recomputes what ``forward`` cached.
 
+    A container (``Sequential``) sets two attributes before it calls ``backward``, and
+    restores their defaults after. Both only allow a layer to skip work; a layer that ignores
+    them is still correct:
+
+    * ``needs_input_grad`` (default True): False when nothing uses ∂L/∂x (the first layer
+      with parameters during training); ``backward`` may then return None.
+    * ``grad_is_zero`` (default False): True when every ``p.grad`` holds zeros (the first
+      backward after ``zero_grad()``); ``backward`` may then write ∂L/∂p instead of adding.
+
     Arrays returned by ``forward`` and ``backward`` are buffers owned by the layer and reused
     when the batch shape repeats: they stay valid until the next call. Copy them to keep them.
     """
@@ -25,6 +34,10 @@ class Layer:
     n_features_in: int | None = None
     #: The fewest samples a training batch may hold (BatchNorm1d needs 2 to normalise).
     min_batch_size: int = 1
+    #: Set by the container: False when nothing uses ∂L/∂x, so backward may return None.
+    needs_input_grad: bool = True
+    #: Set by the container: True when every ``p.grad`` is zero, so backward may write ∂L/∂p.
+    grad_is_zero: bool = False
 
     def __init__(self) -> None:
         self.training = True
@@ -43,22 +56,17 @@ class Layer:
         """
         return self.forward(x).copy()
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
-        """Add parameter gradients into each ``p.grad`` and return ∂L/∂x.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """Add ∂L/∂p into each ``p.grad`` and return ∂L/∂x.
 
         Parameters
         ----------
         grad_out : ndarray, shape (batch, n_out)
             ∂L/∂out for the output of the last ``forward``.
-        input_grad : bool
-            Whether to compute ∂L/∂x. A model's first layer skips it during training
-            (nothing upstream needs it); the method then returns ``None``.
-        accumulate : bool
-            ``True`` adds ∂L/∂p into ``p.grad``. ``False`` writes it there instead, which is
-            what adding to a zeroed gradient gives, without zeroing first: the training loop
-            uses it to save a pass over ∇θ per step.
+
+        Returns
+        -------
+        ndarray, shape (batch, n_in), or None when ``needs_input_grad`` is False
         """
         raise NotImplementedError
 

@@ -123,41 +123,38 @@ class Dense(Layer):
         self._a = self.activation.apply(z, self._buffer("a", z.shape, z.dtype))
         return self._a
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Add ∂L/∂W and ∂L/∂b into the gradients; return ∂L/∂x.
+
+        With ``grad_is_zero`` the products are written straight into ``W.grad`` and
+        ``b.grad``; with ``needs_input_grad`` False ∂L/∂x is skipped (see :class:`Layer`).
 
         Parameters
         ----------
         grad_out : ndarray, shape (batch, n_out)
             ∂L/∂a.
-        input_grad : bool
-            Compute ∂L/∂x (``False`` returns ``None``; a model's first layer needs no ∂L/∂x).
-        accumulate : bool
-            Add into ``W.grad`` and ``b.grad`` (``True``) or overwrite them (``False``).
 
         Returns
         -------
-        ndarray, shape (batch, n_in), or None
+        ndarray, shape (batch, n_in), or None when ``needs_input_grad`` is False
         """
         x, z, a = self._x, self._z, self._a
         # 5.12: ∂L/∂z = σ'(z) ⊙ ∂L/∂a, with σ'(z) from the cached z and a
         dz = self.activation.chain(z, a, grad_out, self._buffer("dz", z.shape, z.dtype))
         # 5.10 and 5.8: ∂z/∂W = x, summed over the batch: ∂L/∂W += xᵀ·∂L/∂z
-        self._add_product(self.W, x.T, dz, accumulate)
+        self._add_product(self.W, x.T, dz)
         if self.b is not None:
             # ∂z/∂b = 1: ∂L/∂b += Σ_batch ∂L/∂z, as the product 1ᵀ·∂L/∂z
             ones = self._buffer("ones", (len(dz),), dz.dtype, fill=1)
-            self._add_product(self.b, ones, dz, accumulate)
-        if not input_grad:
+            self._add_product(self.b, ones, dz)
+        if not self.needs_input_grad:
             return None
         # 5.11: x feeds every z of the layer, so ∂L/∂x = ∂L/∂z · Wᵀ
         return np.matmul(dz, self.W.data.T, out=self._buffer("dx", x.shape, dz.dtype))
 
-    def _add_product(self, p: Parameter, a: np.ndarray, b: np.ndarray, accumulate: bool) -> None:
-        """p.grad += a·b (or p.grad = a·b), through numpy's BLAS, with no temporary allocated."""
-        if not accumulate:
+    def _add_product(self, p: Parameter, a: np.ndarray, b: np.ndarray) -> None:
+        """p.grad += a·b (p.grad = a·b when it is zero), in numpy's BLAS, allocating nothing."""
+        if self.grad_is_zero:
             np.matmul(a, b, out=p.grad)
             return
         p.grad += np.matmul(a, b, out=self._buffer(f"d{p.name}", p.grad.shape, p.grad.dtype))

@@ -58,12 +58,10 @@ class _Normalization(Layer):
         out += self.beta.data
         return out
 
-    def _accumulate_affine_grads(
-        self, grad_out: np.ndarray, accumulate: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _accumulate_affine_grads(self, grad_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """∂L/∂γ += Σ_batch ∂L/∂out ⊙ x̂ and ∂L/∂β += Σ_batch ∂L/∂out; returns both sums.
 
-        With ``accumulate=False`` the sums overwrite the gradients instead.
+        With ``grad_is_zero`` the sums overwrite the gradients instead.
         """
         n, dtype = self.n_features, self.gamma.grad.dtype
         # same_kind: a float64 ∂L/∂out into a float32 layer is cast, as ufuncs with out= do
@@ -75,12 +73,12 @@ class _Normalization(Layer):
             casting="same_kind",
         )
         dbeta = np.sum(grad_out, axis=0, out=self._buffer("dbeta", (n,), dtype))
-        if accumulate:
-            self.gamma.grad += dgamma
-            self.beta.grad += dbeta
-        else:
+        if self.grad_is_zero:
             self.gamma.grad[...] = dgamma
             self.beta.grad[...] = dbeta
+        else:
+            self.gamma.grad += dgamma
+            self.beta.grad += dbeta
         return dgamma, dbeta
 
 
@@ -210,28 +208,22 @@ class BatchNorm1d(_Normalization):
         self.running_var *= 1 - m
         self.running_var += np.multiply(var, m * batch / (batch - 1), out=step)
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
-        """Accumulate ∂L/∂γ and ∂L/∂β; return ∂L/∂x.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """Add ∂L/∂γ and ∂L/∂β into the gradients; return ∂L/∂x.
 
         Parameters
         ----------
         grad_out : ndarray, shape (N, n)
             g = ∂L/∂out of the last forward.
-        input_grad : bool
-            Compute ∂L/∂x (``False`` returns ``None``).
-        accumulate : bool
-            Add into ``gamma.grad`` and ``beta.grad`` (``True``) or overwrite them.
 
         Returns
         -------
-        ndarray, shape (N, n), or None
+        ndarray, shape (N, n), or None when ``needs_input_grad`` is False
         """
         xhat, inv_std = self._xhat, self._inv_std
         # ∂out/∂γ = x̂ and ∂out/∂β = 1, summed over the batch
-        dgamma, dbeta = self._accumulate_affine_grads(grad_out, accumulate)  # Σ g⊙x̂ and Σ g
-        if not input_grad:
+        dgamma, dbeta = self._accumulate_affine_grads(grad_out)  # Σ g⊙x̂ and Σ g
+        if not self.needs_input_grad:
             return None
         dtype = xhat.dtype
         # γ/σ, per feature
@@ -327,28 +319,22 @@ class LayerNorm(_Normalization):
         self._xhat, self._inv_std = xhat, inv_std
         return self._affine(xhat)
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
-        """Accumulate ∂L/∂γ and ∂L/∂β; return ∂L/∂x.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """Add ∂L/∂γ and ∂L/∂β into the gradients; return ∂L/∂x.
 
         Parameters
         ----------
         grad_out : ndarray, shape (N, n)
             g = ∂L/∂out of the last forward.
-        input_grad : bool
-            Compute ∂L/∂x (``False`` returns ``None``).
-        accumulate : bool
-            Add into ``gamma.grad`` and ``beta.grad`` (``True``) or overwrite them.
 
         Returns
         -------
-        ndarray, shape (N, n), or None
+        ndarray, shape (N, n), or None when ``needs_input_grad`` is False
         """
         xhat, inv_std = self._xhat, self._inv_std
         # ∂out/∂γ = x̂ and ∂out/∂β = 1, summed over the batch
-        self._accumulate_affine_grads(grad_out, accumulate)
-        if not input_grad:
+        self._accumulate_affine_grads(grad_out)
+        if not self.needs_input_grad:
             return None
         rows, dtype = xhat.shape[0], xhat.dtype
         # ĝ = ∂L/∂x̂ = γ ⊙ g

@@ -154,24 +154,18 @@ class Standardize(Layer):
         out /= self.scale
         return out
 
-    def backward(
-        self, grad_out: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """``∂L/∂x = ∂L/∂out / scale`` (the layer has no parameters).
 
         Parameters
         ----------
         grad_out : ndarray, shape (batch, n)
             ∂L/∂out.
-        input_grad : bool
-            When False nothing is computed and None is returned.
 
         Returns
         -------
-        ndarray, shape (batch, n), or None
+        ndarray, shape (batch, n)
         """
-        if not input_grad:
-            return None
         grad_in = self._buffer("grad_in", grad_out.shape, self.scale.dtype)
         # ∂out_j/∂x_j = 1/scale_j, elementwise (the Jacobian is diagonal)
         np.divide(grad_out, self.scale, out=grad_in)

@@ -204,7 +204,7 @@ def by_hand(comm, out):
     for _ in range(5):
         m.zero_grad()
         loss.forward(m.forward(X[rows]), y[rows])
-        m.backward(loss.backward(), input_grad=False)
+        m.backward(loss.backward())
         if comm is not None:
             allreduce_gradients(m, comm)
         opt.step()

@@ -69,7 +69,8 @@ def test_backward_adds_into_grad_and_skips_input_grad_on_request():
     layer.forward(x)
     layer.backward(g)
     once_W, once_b = layer.W.grad.copy(), layer.b.grad.copy()
-    assert layer.backward(g, input_grad=False) is None
+    layer.needs_input_grad = False
+    assert layer.backward(g) is None
     np.testing.assert_allclose(layer.W.grad, 2 * once_W, rtol=1e-14)
     np.testing.assert_allclose(layer.b.grad, 2 * once_b, rtol=1e-14)
 
@@ -297,3 +298,16 @@ def test_bias_must_be_bool():
 def test_wrong_number_of_input_features():
     with pytest.raises(ValueError, match=r"Dense\(4 -> 2.*expects 4 input features.*3"):
         nn.Dense(4, 2).output_features(3)
+
+
+def test_grad_is_zero_writes_the_gradients_that_adding_to_zeros_gives():
+    _, layer = dense64(3, 2, "tanh")
+    x, g = data((4, 3), 5), data((4, 2), 6)
+    layer.forward(x)
+    layer.backward(g)  # adds into the zeros the gradients start with
+    expected_W, expected_b = layer.W.grad.copy(), layer.b.grad.copy()
+    layer.W.grad[...], layer.b.grad[...] = 7.0, 7.0  # stale: the hint says "overwrite"
+    layer.grad_is_zero = True
+    layer.backward(g)
+    np.testing.assert_allclose(layer.W.grad, expected_W, rtol=1e-14)
+    np.testing.assert_allclose(layer.b.grad, expected_b, rtol=1e-14)

@@ -90,7 +90,6 @@ def test_backward_uses_the_same_scaled_mask():
     np.testing.assert_allclose(dx, g * scaled_mask, rtol=1e-14)
     np.testing.assert_array_equal(dx == 0, out == 0)
     np.testing.assert_array_equal(g, g_before)
-    assert layer.backward(g, input_grad=False) is None
 
 
 def test_forward_leaves_the_input_alone_and_reuses_its_buffers():

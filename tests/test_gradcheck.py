@@ -199,9 +199,9 @@ def test_backprop_matches_finite_differences_computed_here(make, half_sse, linea
 class DoubledWeightGrad(nn.Dense):
     """Adds ∂L/∂W twice: the analytic gradient of W is 2n, so ‖a − n‖/‖a‖ = ½ exactly."""
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
+    def backward(self, grad_out):
         before = self.W.grad.copy()
-        grad_in = super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+        grad_in = super().backward(grad_out)
         self.W.grad += self.W.grad - before
         return grad_in
 
@@ -209,9 +209,9 @@ class DoubledWeightGrad(nn.Dense):
 class ForgetsBiasGrad(nn.Dense):
     """Never accumulates ∂L/∂b: relative error 1."""
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
+    def backward(self, grad_out):
         before = self.b.grad.copy()
-        grad_in = super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+        grad_in = super().backward(grad_out)
         self.b.grad[...] = before
         return grad_in
 
@@ -219,17 +219,17 @@ class ForgetsBiasGrad(nn.Dense):
 class FlipsInputGrad(nn.Dense):
     """Returns −∂L/∂x: relative error ‖2n‖/‖n‖ = 2 for everything upstream."""
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
-        grad_in = super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+    def backward(self, grad_out):
+        grad_in = super().backward(grad_out)
         return None if grad_in is None else -grad_in
 
 
 class SlightlyOffWeightGrad(nn.Dense):
     """∂L/∂W off by 0.1 %: a small error the checker must still see."""
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
+    def backward(self, grad_out):
         before = self.W.grad.copy()
-        grad_in = super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+        grad_in = super().backward(grad_out)
         self.W.grad += 1e-3 * (self.W.grad - before)
         return grad_in
 
@@ -237,8 +237,8 @@ class SlightlyOffWeightGrad(nn.Dense):
 class OneEntryOff(nn.Dense):
     """∂L/∂W right except for one entry, off by 0.01: every entry must be checked."""
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
-        grad_in = super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+    def backward(self, grad_out):
+        grad_in = super().backward(grad_out)
         self.W.grad[1, 0] += 0.01
         return grad_in
 

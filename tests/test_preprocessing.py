@@ -224,10 +224,12 @@ def test_forward_and_backward_against_finite_differences():
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
 
 
-def test_backward_without_input_gradient():
+def test_backward_computes_the_input_gradient_even_when_not_needed():
+    """needs_input_grad is a hint a layer may ignore: the result is ∂L/∂x all the same."""
     layer = _adapted()
     layer.forward(_data(n=3))
-    assert layer.backward(np.ones((3, 6)), input_grad=False) is None
+    layer.needs_input_grad = False
+    np.testing.assert_allclose(layer.backward(np.ones((3, 6))), np.ones((3, 6)) / layer.scale)
 
 
 def test_outputs_are_owned_buffers_and_inputs_untouched():

@@ -44,8 +44,8 @@ class ModeProbe(nn.Layer):
         self.seen.append(self.training)
         return x
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
-        return grad_out if input_grad else None
+    def backward(self, grad_out):
+        return grad_out
 
 
 # -- θ is one vector --------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_gradients_of_two_batches_sum_to_the_gradient_of_their_union():
     np.testing.assert_allclose(model.theta_grad, full, rtol=1e-12, atol=1e-15)
 
 
-def test_input_grad_false_returns_none_with_the_same_parameter_gradients():
+def test_without_input_grad_backward_returns_none_with_the_same_parameter_gradients():
     model = mlp()
     x, g = data((4, 4)), data((4, 3), 1)
     model.forward(x)
@@ -164,8 +164,10 @@ def test_input_grad_false_returns_none_with_the_same_parameter_gradients():
     expected = model.theta_grad.copy()
     model.zero_grad()
     model.forward(x)
-    assert model.backward(g, input_grad=False) is None
+    model.needs_input_grad = False
+    assert model.backward(g) is None
     np.testing.assert_array_equal(model.theta_grad, expected)
+    assert all(layer.needs_input_grad for layer in model.layers)  # defaults restored
 
 
 def test_manual_step_on_theta_updates_the_layers():
@@ -493,8 +495,8 @@ def test_predict_rejects_bad_batch_size(bad, error):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_backward_without_accumulate_writes_every_gradient(dtype):
-    """accumulate=False gives zero_grad() + backward exactly, whatever ∇θ held before."""
+def test_the_first_backward_after_zero_grad_gives_the_same_gradients(dtype):
+    """Layers write ∂L/∂p into a zeroed ∇θ: the same as adding, and adding resumes after."""
     model = nn.Sequential(
         nn.Dense(4, 6, activation="tanh"),
         nn.BatchNorm1d(6),
@@ -505,19 +507,20 @@ def test_backward_without_accumulate_writes_every_gradient(dtype):
         dtype=dtype,
     )
     x, g = data((7, 4)).astype(dtype), data((7, 3), 1).astype(dtype)
-    model.zero_grad()
     model.forward(x)
-    model.backward(g)
+    model.backward(g)  # adds into the zeros ∇θ starts with
     expected = model.theta_grad.copy()
     assert np.all(expected != 0)
 
-    model.theta_grad[...] = 123.0  # stale values that must not survive
+    model.theta_grad[...] = 123.0
+    model.zero_grad()
     model.forward(x)
-    model.backward(g, accumulate=False)
+    model.backward(g)
     np.testing.assert_array_equal(model.theta_grad, expected)
+    assert not any(layer.grad_is_zero for layer in [model, *model.layers])
 
     model.forward(x)
-    model.backward(g)  # the default still adds
+    model.backward(g)  # the next backward adds
     np.testing.assert_allclose(model.theta_grad, 2 * expected, rtol=1e-6)
 
 
@@ -550,10 +553,15 @@ def test_a_layer_with_the_plain_backward_contract_trains_correctly(linear_loss):
     model.forward(X)
     model.backward(r)  # the loss gradient of L = Σ r ⊙ out is r
     expected = model.theta_grad.copy()
-    model.theta_grad[...] = 9.0  # stale: accumulate=False must still give the fresh gradient
+    model.theta_grad[...] = 9.0  # stale: zero_grad() must clear it for the plain layer too
+    model.zero_grad()
     model.forward(X)
-    model.backward(r, input_grad=False, accumulate=False)
+    model.needs_input_grad = False
+    assert model.backward(r) is None
     np.testing.assert_allclose(model.theta_grad, expected, rtol=1e-6)
+    model.forward(X)
+    model.backward(r)  # ignoring the hints, the plain layer still adds
+    np.testing.assert_allclose(model.theta_grad, 2 * expected, rtol=1e-6)
 
 
 def test_a_layer_bound_to_one_model_is_refused_by_another():
@@ -570,15 +578,17 @@ def test_training_skips_the_input_gradient_below_the_first_layer_with_parameters
     calls = []
 
     class Spy(nn.Dense):
-        def backward(self, grad_out, *, input_grad=True, accumulate=True):
-            calls.append(input_grad)
-            return super().backward(grad_out, input_grad=input_grad, accumulate=accumulate)
+        def backward(self, grad_out):
+            calls.append(self.needs_input_grad)
+            return super().backward(grad_out)
 
     model = nn.Sequential(nn.Standardize(3), Spy(3, 4, activation="relu"), Spy(4, 2), seed=0)
     out = model.forward(data((6, 3)))
-    assert model.backward(np.ones_like(out), input_grad=False) is None
+    model.needs_input_grad = False
+    assert model.backward(np.ones_like(out)) is None
     assert calls == [True, False]  # the last Dense feeds the first; the first feeds no one
     calls.clear()
+    model.needs_input_grad = True
     assert model.backward(np.ones_like(out)).shape == (6, 3)
     assert calls == [True, True]
 

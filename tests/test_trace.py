@@ -117,7 +117,7 @@ def test_a_wrong_gradient_is_reported():
         def forward(self, x):
             return 2 * x
 
-        def backward(self, grad_out, *, input_grad=True, accumulate=True):
+        def backward(self, grad_out):
             return 3 * grad_out
 
     model = nn.Sequential(nn.Dense(2, 2), WrongScale(), dtype=np.float64)

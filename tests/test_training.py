@@ -58,8 +58,8 @@ class Spy(nn.Layer):
             self.rows.append(x[:, 0].copy())
         return x
 
-    def backward(self, grad_out, *, input_grad=True, accumulate=True):
-        return grad_out if input_grad else None
+    def backward(self, grad_out):
+        return grad_out
 
 
 def quiet_fit(model, X, y, **kwargs):

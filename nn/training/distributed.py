@@ -225,9 +225,9 @@ class DataParallel:
     def loss(self, loss) -> GlobalLoss:
         return GlobalLoss(loss, self.shard)
 
-    def backward(self, grad: np.ndarray, *, input_grad: bool, accumulate: bool) -> None:
+    def backward(self, grad: np.ndarray) -> None:
         """Backward on this rank's rows, then ∇θ summed over the ranks (one Allreduce)."""
-        self.model.backward(grad, input_grad=input_grad, accumulate=accumulate)
+        self.model.backward(grad)
         self.shard.allreduce(self.model.theta_grad)
 
     def sum_gradient(self) -> None:

@@ -46,6 +46,7 @@ from nn.training.checkpoint import restore_checkpoint
 from nn.training.distributed import DataParallel
 from nn.training.history import History
 from nn.training.metrics import Metric
+from nn.training.threads import BlasThreads
 from nn.training.trainer import Trainer
 
 
@@ -266,6 +267,8 @@ def fit(
     model.train()
     if sync is not None:
         sync.start()
+    model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
+    trainer.threads = BlasThreads(model, min(batch_size, len(X)))
     try:
         for epoch in range(initial_epoch, epochs):
             with agreed("in on_epoch_begin"):
@@ -303,6 +306,8 @@ def fit(
                 break
     finally:
         model.train(was_training)
+        model.needs_input_grad = True
+        trainer.threads.close()
         if sync is not None:
             sync.close()
     with agreed("in on_train_end"):
@@ -356,10 +361,12 @@ def evaluate(
     metric_objs = resolve_metrics(metrics)
     was_training = model.training
     model.eval()
+    threads = BlasThreads(model, min(batch_size, len(X)))
     try:
         return _evaluate_batches(model, X, y, sample_weight, loss, metric_objs, batch_size)
     finally:
         model.train(was_training)
+        threads.close()
 
 
 def _evaluate_batches(

@@ -49,6 +49,7 @@ class Trainer:
             for name, array in part.buffers().items()
         ]
         self.step = 0  # optimizer steps taken in this fit call
+        self.threads = None  # fit's BlasThreads, ticked before every step
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
         """One pass over the data; returns the loss of its batches taken as one set."""
@@ -57,6 +58,8 @@ class Trainer:
         clip, clip_value = self.clip, self.clip_value
         epoch_loss = SetLoss(loss)
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
+            if self.threads is not None:
+                self.threads.tick()
             self._back_up_buffers()
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
@@ -72,8 +75,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 continue
-            # ∇θ is written, not added to: zero_grad() + backward in one pass fewer
-            self.backward(loss.backward(), input_grad=False, accumulate=False)
+            model.zero_grad()  # one fill; backward then writes each layer's ∂L/∂p into ∇θ
+            self.backward(loss.backward())
             norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
             if math.isfinite(norm_sq):
                 norm = math.sqrt(norm_sq)
@@ -123,7 +126,7 @@ class Trainer:
                     continue
                 grad = loss.backward()
                 grad *= factor  # ∂(L_b·d_b)/∂pred
-                model.backward(grad, input_grad=False)
+                model.backward(grad)
             if self.sync is not None:  # ∇θ of every rank's rows
                 self.sync.sum_gradient()
             if objective.empty:  # every target weighs 0: a flat objective, ∇θ = 0, no step
