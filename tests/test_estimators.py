@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import nn
 from nn.estimators import MLPClassifier, MLPRegressor
+from nn.estimators._training import add_penalty_gradient
 
 
 @parametrize_with_checks([MLPClassifier(), MLPRegressor()])
@@ -94,9 +95,6 @@ def test_objective_and_gradient_match_sklearns_formula(est):
     assert value == pytest.approx(_hand_objective(est, X, targets, sw), rel=1e-12)
     # ∇θ (with the penalty's gradient) against central differences of the hand objective
     model.backward(loss.backward(), input_grad=False, accumulate=False)
-    est._optimizer.loss = loss
-    from nn.estimators._training import add_penalty_gradient
-
     add_penalty_gradient(loss)
     grad = model.theta_grad.copy()
     theta = model.theta.copy()
@@ -265,6 +263,8 @@ def test_partial_fit_continues_and_survives_pickling():
     with pytest.raises(AttributeError, match="partial_fit"):
         getattr(MLPClassifier(solver="lbfgs"), "partial_fit")  # noqa: B009
     np.testing.assert_array_equal(est.predict_log_proba(X), np.log(est.predict_proba(X)))
+    # a later fit learns the classes of its own y, not those given to partial_fit
+    assert list(est.fit(X[y < 2], y[y < 2]).classes_) == [0, 1]
 
 
 def test_lbfgs_warns_when_it_runs_out_of_iterations():

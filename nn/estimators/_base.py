@@ -176,13 +176,13 @@ class BaseMLP(BaseEstimator):
         return [layer.b.data for layer in self.model_.layers if isinstance(layer, nn.Dense)]
 
     # -- fitting ----------------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight, incremental: bool):
+    def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
         sizes = self._check_params()
         first = not hasattr(self, "model_") or not (self.warm_start or incremental)
         X, y = self._validate_input(X, y, reset=first)
         if first:  # the input's float dtype unless one is given, as scikit-learn computes
             self._dtype = X.dtype if self.dtype is None else np.dtype(_DTYPES[self.dtype])
-        targets = np.asarray(self._encode_targets(y, first), dtype=self._dtype)
+        targets = np.asarray(self._encode_targets(y, first, classes), dtype=self._dtype)
         sw = self._sample_weights(sample_weight, X, y)
         if first:
             self._random_state = check_random_state(self.random_state)

@@ -135,9 +135,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 f"`classes={classes!r}` is not the same as on the first call to partial_fit, "
                 f"which was {self.classes_!r}"
             )
-        if not fitted:
-            self._partial_classes = classes
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     # -- targets ------------------------------------------------------------------------------
     def _validate_input(self, X, y, reset: bool):
@@ -149,11 +147,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         check_classification_targets(y)
         return X, y
 
-    def _encode_targets(self, y, first: bool) -> np.ndarray:
+    def _encode_targets(self, y, first: bool, classes=None) -> np.ndarray:
         """Labels -> one-hot rows (multiclass) or 0/1 columns (binary, multilabel)."""
         if first:
             binarizer = LabelBinarizer()
-            classes = getattr(self, "_partial_classes", None)
             if classes is None or type_of_target(y).startswith("multilabel"):
                 binarizer.fit(y)
             else:
@@ -166,9 +163,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
             self.out_activation_ = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
-        elif not self.warm_start or self.out_activation_ == "softmax" or y.ndim == 1:
-            unknown = np.setdiff1d(np.unique(y), self.classes_) if y.ndim == 1 else []
-            if len(unknown):
+        elif y.ndim == 1:
+            if np.setdiff1d(np.unique(y), self.classes_).size:
                 raise ValueError(
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {np.unique(y)}."

@@ -149,7 +149,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             y = column_or_1d(y, warn=True)
         return X, y
 
-    def _encode_targets(self, y, first: bool) -> np.ndarray:
+    def _encode_targets(self, y, first: bool, classes=None) -> np.ndarray:
+        """Targets as columns, shape (n_samples, n_outputs) (``classes`` is unused)."""
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         if first:
             self.out_activation_ = "identity"
