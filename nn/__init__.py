@@ -64,6 +64,7 @@ _SUBMODULES = {
     "cli",
     "data",
     "distributed",
+    "estimators",
     "export",
     "files",
     "gradcheck",

@@ -260,6 +260,22 @@ class Sequential(Layer):
         clone.train(self.training)
         return clone
 
+    def __getstate__(self) -> dict:
+        """The layers and settings; θ and ∇θ are rebuilt from the parameters on loading."""
+        state = super().__getstate__()
+        del state["theta"], state["theta_grad"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a pickled or deep-copied model with its own, writable θ and ∇θ.
+
+        Pickle copies each parameter apart from θ, so the views are re-created here: every
+        ``W`` and ``b`` becomes a view into a new θ again (copied, so a read-only memmap
+        load still trains), and the layers' buffers become writable copies.
+        """
+        self.__dict__.update(state)
+        self.theta, self.theta_grad = self._bind_parameters()
+
     @property
     def n_parameters(self) -> int:
         """The length of θ."""

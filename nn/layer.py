@@ -118,6 +118,21 @@ class Layer:
         """Switch to evaluation mode."""
         return self.train(False)
 
+    # -- copies ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """The state that pickle and ``copy.deepcopy`` copy: no scratch arrays.
+
+        Scratch buffers and the arrays the last forward cached (private ndarray attributes)
+        are left out; the next forward makes new ones. A copy loaded read-only (joblib's
+        ``mmap_mode="r"``) would otherwise write its output into read-only arrays.
+        """
+        state = {
+            name: None if name.startswith("_") and isinstance(value, np.ndarray) else value
+            for name, value in self.__dict__.items()
+        }
+        state["_buffers"] = {}
+        return state
+
     # -- buffers --------------------------------------------------------------------------
     def _buffer(
         self, key: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None

@@ -33,9 +33,15 @@ def bench(monkeypatch):
 
 @pytest.fixture
 def no_peers(monkeypatch):
-    """Make ``import torch`` and ``import sklearn`` fail, as on a machine without them."""
-    for name in ("torch", "sklearn"):
-        monkeypatch.setitem(sys.modules, name, None)
+    """Make ``import torch`` and ``import sklearn`` fail, as on a machine without them.
+
+    Submodules that other tests imported already (``sklearn.neural_network``) are blocked too:
+    ``from sklearn.neural_network import ...`` would otherwise find them in ``sys.modules``.
+    """
+    for package in ("torch", "sklearn"):
+        loaded = [name for name in sys.modules if name.startswith(package + ".")]
+        for name in [package, *loaded]:
+            monkeypatch.setitem(sys.modules, name, None)
 
 
 def table_rows(text: str) -> list[list[str]]:
