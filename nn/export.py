@@ -51,10 +51,8 @@ _ERF_TERMS = 100
 class _Graph:
     """The nodes and constants of an ONNX graph being built, with fresh value names."""
 
-    def __init__(self, dtype: np.dtype, opset: int) -> None:
-        from onnx import helper, numpy_helper  # optional dependency: the [onnx] extra
-
-        self.helper, self.numpy_helper = helper, numpy_helper
+    def __init__(self, onnx, dtype: np.dtype, opset: int) -> None:
+        self.helper, self.numpy_helper = onnx.helper, onnx.numpy_helper
         self.dtype, self.opset = dtype, opset
         self.nodes: list = []
         self.constants: list = []
@@ -263,10 +261,8 @@ def _translate(g: _Graph, index: int, layer: nn.Layer, x: str) -> str:
     return out
 
 
-def _check_opset(opset: object) -> int:
-    from onnx.defs import onnx_opset_version  # optional dependency: the [onnx] extra
-
-    newest = onnx_opset_version()
+def _check_opset(onnx, opset: object) -> int:
+    newest = onnx.defs.onnx_opset_version()
     if opset is None:
         return DEFAULT_OPSET
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
@@ -284,7 +280,7 @@ def _check_opset(opset: object) -> int:
 
 def _import_onnx():
     try:
-        import onnx  # optional dependency: the [onnx] extra
+        import onnx  # optional dependency: the [onnx] extra (it loads helper, defs, ...)
     except ImportError as err:
         raise ImportError(
             "export_onnx needs the onnx package: pip install 'chainrule[onnx]'"
@@ -314,8 +310,8 @@ def to_onnx(model: nn.Sequential, opset: int | None = None):
             "Received an invalid value for `model`, expected an nn.Sequential. "
             f"Received: model={model!r} of type {type(model).__name__}"
         )
-    opset = _check_opset(opset)
-    g = _Graph(model.dtype, opset)
+    opset = _check_opset(onnx, opset)
+    g = _Graph(onnx, model.dtype, opset)
     x = "input"
     n_in = n = model.n_features
     for index, layer in enumerate(model.layers):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from scipy.optimize import OptimizeResult, minimize
 
 from nn import checks
 from nn.parameter import Parameter
@@ -64,7 +63,7 @@ class LBFGS(Optimizer):
         self.max_iter = max_iter
         self.tol = tol
         self.history_size = history_size
-        self.result: OptimizeResult | None = None
+        self.result = None  # scipy.optimize.OptimizeResult after the first step
         self._offsets = np.cumsum([0] + [slot.theta.size for slot in self.slots])
 
     def _set_theta(self, x: np.ndarray) -> None:
@@ -104,6 +103,8 @@ class LBFGS(Optimizer):
                 "gradients, runs forward, loss and backward and returns the loss. "
                 f"Received: closure={closure!r}"
             )
+
+        from scipy.optimize import minimize  # slow to import: loaded at the first L-BFGS step
 
         def loss_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             self._set_theta(x)

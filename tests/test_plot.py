@@ -113,7 +113,7 @@ def test_bad_arguments(history, metrics, error, match):
 
 
 def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"chainrule\[plot\]"):
         plot_history({"loss": [1.0]})
 

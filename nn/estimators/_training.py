@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
 
 import losses
 import nn
@@ -191,8 +192,6 @@ def fit_lbfgs(est, model: nn.Sequential, X, y, sample_weight, loss: SklearnLoss)
     y : ndarray, the targets in the loss's format
     sample_weight : ndarray, shape (n_samples,), or None
     """
-    from sklearn.exceptions import ConvergenceWarning  # optional dependency (the extra)
-
     X = np.asarray(X, dtype=model.dtype)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=model.dtype)
     rng_state = model.rng.bit_generator.state

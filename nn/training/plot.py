@@ -40,9 +40,7 @@ def _wants_log_scale(values: list[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) > 10 * min(finite)
 
 
-def _draw(ax, epochs: list[int], history: Mapping[str, list], name: str) -> None:
-    from matplotlib.ticker import MaxNLocator  # optional dependency: the [plot] extra
-
+def _draw(ax, epochs: list[int], history: Mapping[str, list], name: str, ticker) -> None:
     style = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}
     ax.plot(epochs, history[name], label="training", **style)
     validation = history.get(f"val_{name}")
@@ -56,7 +54,7 @@ def _draw(ax, epochs: list[int], history: Mapping[str, list], name: str) -> None
         ax.set_ylabel(name)
     ax.set_title(name)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend()
 
@@ -81,7 +79,7 @@ def plot_history(history, path: str | os.PathLike | None = None, metrics=None):
         than a factor of 10. The figure is not registered with pyplot (no display needed).
     """
     try:
-        from matplotlib.figure import Figure  # optional dependency: the [plot] extra
+        from matplotlib import figure, ticker  # optional dependency: the [plot] extra
     except ImportError as err:
         raise ImportError("plot_history needs matplotlib: pip install 'chainrule[plot]'") from err
     values = getattr(history, "history", history)
@@ -98,10 +96,12 @@ def plot_history(history, path: str | os.PathLike | None = None, metrics=None):
 
     columns = min(len(names), 3)
     rows = math.ceil(len(names) / columns)
-    fig = Figure(figsize=(_PANEL_SIZE[0] * columns, _PANEL_SIZE[1] * rows), layout="constrained")
+    fig = figure.Figure(
+        figsize=(_PANEL_SIZE[0] * columns, _PANEL_SIZE[1] * rows), layout="constrained"
+    )
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, name in zip(axes, names, strict=False):
-        _draw(ax, epochs, values, name)
+        _draw(ax, epochs, values, name, ticker)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     if path is not None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 
+from threadpoolctl import threadpool_limits
+
 #: Work of a step's largest product (batch × n_in × n_out multiply-adds, float64 counting
 #: twice) below which one thread is always at least as fast.
 THREADED_PRODUCT = 2**24
@@ -56,8 +58,6 @@ class BlasThreads:
 
     def _hold(self) -> None:
         if self._held is None:
-            from threadpoolctl import threadpool_limits  # only when a model needs a limit
-
             self._held = threadpool_limits(limits=1, user_api="blas")
 
     def _release(self) -> None:
