@@ -6,6 +6,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,8 +14,13 @@ import losses
 import optim
 from nn.checks import (
     check_array,
+    check_bool,
     check_finite,
+    check_fraction,
     check_labels,
+    check_non_negative_int,
+    check_positive,
+    check_positive_int,
     check_same_length,
     check_sample_weight,
 )
@@ -179,3 +185,120 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
 
 
 # -- mini-batches ----------------------------------------------------------------------------
+
+
+@dataclass
+class FitArguments:
+    """The arguments of ``fit``, checked and resolved: what the run reads."""
+
+    loss: object
+    optimizer: object
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    val: tuple | None
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    seed: int | None
+    progress: bool | None
+    clip: float | None
+    clip_value: float | None
+    metrics: list
+    callbacks: list
+    resume_from: object
+
+
+def check_fit_arguments(
+    model,
+    X,
+    y,
+    *,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    shuffle,
+    seed,
+    validation_data,
+    validation_split,
+    metrics,
+    callbacks,
+    progress,
+    clip_grad_norm,
+    clip_grad_value,
+    sample_weight,
+    checkpoint,
+    resume_from,
+) -> FitArguments:
+    """Check every argument of ``fit`` up front (see its docstring), before any training."""
+    loss = resolve_loss(loss)
+    X = check_array("X", X, n_features=model.n_features, dtype=model.dtype)
+    y = check_targets(y, loss, model)
+    check_same_length("X", X, "y", y)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight("sample_weight", sample_weight, len(X), model.dtype)
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    validation_split = check_fraction("validation_split", validation_split)
+    clip = None if clip_grad_norm is None else check_positive("clip_grad_norm", clip_grad_norm)
+    clip_value = (
+        None if clip_grad_value is None else check_positive("clip_grad_value", clip_grad_value)
+    )
+    if clip is not None and clip_value is not None:
+        raise ValueError(
+            "Received both `clip_grad_norm` and `clip_grad_value`; expected at most one. "
+            f"Received: clip_grad_norm={clip_grad_norm!r}, clip_grad_value={clip_grad_value!r}"
+        )
+    shuffle = check_bool("shuffle", shuffle)
+    progress = None if progress is None else check_bool("progress", progress)
+    if seed is not None:
+        check_non_negative_int("seed", seed)
+    check_path("checkpoint", checkpoint)
+    check_path("resume_from", resume_from)
+    optimizer = resolve_optimizer(optimizer, model)
+    for i, layer in enumerate(model.layers):
+        reason = layer.fit_warning()
+        if reason is not None:
+            warnings.warn(f"model.layers[{i}], {layer!r}, {reason}", stacklevel=5)
+    warn_if_the_output_is_squashed(model, loss)
+    if not np.isfinite(model.theta).all():
+        bad = next(
+            f"{p.name} of layer {i}"
+            for i, layer in enumerate(model.layers)
+            for p in layer.parameters()
+            if not np.isfinite(p.data).all()
+        )
+        raise ValueError(
+            f"The model's weights must be finite before training, but {bad} holds NaN or infinity"
+        )
+    if (clip is not None or clip_value is not None) and optimizer.full_batch:
+        name = "clip_grad_norm" if clip is not None else "clip_grad_value"
+        raise ValueError(
+            f"`{name}` does not apply to {type(optimizer).__name__}, which minimises "
+            "the full-batch loss with its own line search"
+        )
+    metric_objs = resolve_metrics(metrics)
+    callbacks = resolve_callbacks(callbacks)
+    if checkpoint is not None:  # after the user's callbacks, so their states keep positions
+        callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
+    X, y, sample_weight, val = split_validation(
+        X, y, sample_weight, validation_data, validation_split, loss, model
+    )
+    check_batch_fits_layers(model, len(X), batch_size)
+    return FitArguments(
+        loss, optimizer, X, y, sample_weight, val, epochs, min(batch_size, len(X)), shuffle,
+        seed, progress, clip, clip_value, metric_objs, callbacks, resume_from,
+    )  # fmt: skip
+
+
+def check_batch_fits_layers(model, n_samples: int, batch_size: int) -> None:
+    """Every training batch, the last one too, holds what each layer needs (BatchNorm1d: 2)."""
+    smallest = min(n_samples % batch_size or batch_size, n_samples)
+    needy = next((la for la in model.layers if la.min_batch_size > smallest), None)
+    if needy is not None:
+        raise ValueError(
+            f"With {n_samples} training samples and batch_size={batch_size} a batch holds "
+            f"{smallest} sample(s), but {needy!r} needs at least {needy.min_batch_size} in "
+            "training; choose another batch_size"
+        )

@@ -22,26 +22,18 @@ from tqdm.auto import tqdm
 
 from nn.checks import (
     check_array,
-    check_bool,
-    check_fraction,
-    check_non_negative_int,
-    check_positive,
     check_positive_int,
     check_same_length,
     check_sample_weight,
 )
 from nn.training.arguments import (
-    check_path,
+    FitArguments,
+    check_fit_arguments,
     check_targets,
-    resolve_callbacks,
     resolve_loss,
     resolve_metrics,
-    resolve_optimizer,
-    split_validation,
-    warn_if_the_output_is_squashed,
 )
 from nn.training.batches import Batches, SetLoss
-from nn.training.callbacks import ModelCheckpoint
 from nn.training.checkpoint import restore_checkpoint
 from nn.training.distributed import DataParallel
 from nn.training.history import History
@@ -151,169 +143,161 @@ def fit(
         When the loss, the gradient or the updated weights stop being finite; θ keeps its
         last finite value (the optimizer's moments are not rolled back).
     """
-    loss = resolve_loss(loss)
-    X = check_array("X", X, n_features=model.n_features, dtype=model.dtype)
-    y = check_targets(y, loss, model)
-    check_same_length("X", X, "y", y)
-    if sample_weight is not None:
-        sample_weight = check_sample_weight("sample_weight", sample_weight, len(X), model.dtype)
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    validation_split = check_fraction("validation_split", validation_split)
-    clip = None if clip_grad_norm is None else check_positive("clip_grad_norm", clip_grad_norm)
-    clip_value = (
-        None if clip_grad_value is None else check_positive("clip_grad_value", clip_grad_value)
+    run = _Run(
+        model,
+        check_fit_arguments(
+            model,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            metrics=metrics,
+            callbacks=callbacks,
+            progress=progress,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            sample_weight=sample_weight,
+            checkpoint=checkpoint,
+            resume_from=resume_from,
+        ),
+        None if comm is None else DataParallel(comm, model),
     )
-    if clip is not None and clip_value is not None:
-        raise ValueError(
-            "Received both `clip_grad_norm` and `clip_grad_value`; expected at most one. "
-            f"Received: clip_grad_norm={clip_grad_norm!r}, clip_grad_value={clip_grad_value!r}"
-        )
-    shuffle = check_bool("shuffle", shuffle)
-    progress = None if progress is None else check_bool("progress", progress)
-    if seed is not None:
-        check_non_negative_int("seed", seed)
-    check_path("checkpoint", checkpoint)
-    check_path("resume_from", resume_from)
-    optimizer = resolve_optimizer(optimizer, model)
-    for i, layer in enumerate(model.layers):
-        reason = layer.fit_warning()
-        if reason is not None:
-            warnings.warn(f"model.layers[{i}], {layer!r}, {reason}", stacklevel=3)
-    warn_if_the_output_is_squashed(model, loss)
-    if not np.isfinite(model.theta).all():
-        bad = next(
-            f"{p.name} of layer {i}"
-            for i, layer in enumerate(model.layers)
-            for p in layer.parameters()
-            if not np.isfinite(p.data).all()
-        )
-        raise ValueError(
-            f"The model's weights must be finite before training, but {bad} holds NaN or infinity"
-        )
-    if (clip is not None or clip_value is not None) and optimizer.full_batch:
-        name = "clip_grad_norm" if clip is not None else "clip_grad_value"
-        raise ValueError(
-            f"`{name}` does not apply to {type(optimizer).__name__}, which minimises "
-            "the full-batch loss with its own line search"
-        )
-    sync = None
-    if comm is not None:  # data-parallel over MPI
-        sync = DataParallel(comm, model)
-    metric_objs = resolve_metrics(metrics)
-    callbacks = resolve_callbacks(callbacks)
-    if checkpoint is not None:  # after the user's callbacks, so their states keep positions
-        callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
-    X, y, sample_weight, val = split_validation(
-        X, y, sample_weight, validation_data, validation_split, loss, model
-    )
-    smallest = min(len(X) % batch_size or batch_size, len(X))
-    needy = next((la for la in model.layers if la.min_batch_size > smallest), None)
-    if needy is not None:
-        raise ValueError(
-            f"With {len(X)} training samples and batch_size={batch_size} a batch holds "
-            f"{smallest} sample(s), but {needy!r} needs at least {needy.min_batch_size} in "
-            "training; choose another batch_size"
-        )
-
-    shard = None if sync is None else sync.shard
-    batches = Batches(X, y, sample_weight, min(batch_size, len(X)), model.dtype, shard)
-    step_loss = loss if sync is None else sync.loss(loss)
-    trainer = Trainer(
-        model, step_loss, optimizer, batches, metric_objs, clip, clip_value, callbacks, sync
-    )
-    # With comm=, blocks that may fail on one rank only are agreed on (nn.training.distributed)
-    agreed = (lambda what: contextlib.nullcontext()) if sync is None else sync.agreement
-    active = callbacks if sync is None else sync.active(callbacks)  # rank 0 alone saves
-    if val is not None and sync is not None:  # each rank validates its share of the rows
-        share = sync.share(len(val[0]))
-        val = tuple(None if a is None else a[share] for a in val)
-    history = History()
-    model.stop_training = False
-    params = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "steps": len(batches),
-        "optimizer": optimizer,
-        "history": history,
-        "callbacks": callbacks,
-    }
-    for cb in callbacks:
-        cb.set_model(model)
-        cb.set_params(params)
-    with agreed("in on_train_begin"):
-        for cb in active:
-            cb.on_train_begin({})
-
-    initial_epoch = 0
-    if resume_from is not None:
-        with agreed(f"to resume from {resume_from}"):
-            restored = restore_checkpoint(resume_from, model, optimizer, callbacks)
-        initial_epoch = restored.epoch
-        history.history, history.epoch = restored.history.history, restored.history.epoch
-        if initial_epoch >= epochs:
-            warnings.warn(
-                f"{resume_from} is at epoch {initial_epoch} already and epochs={epochs} is the "
-                "epoch to train up to, so nothing was trained; pass a larger `epochs`",
-                stacklevel=3,
-            )
-    elif seed is not None:
-        model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
-
-    show_lines = progress is not False and (sync is None or sync.rank == 0)
-    show_bar = show_lines and (progress is True or sys.stderr.isatty())
-    val_metrics = [copy.deepcopy(m) for m in metric_objs]
-    was_training = model.training
-    model.train()
-    if sync is not None:
-        sync.start()
-    model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
-    trainer.threads = BlasThreads(model, min(batch_size, len(X)))
+    run.begin()
     try:
-        for epoch in range(initial_epoch, epochs):
-            with agreed("in on_epoch_begin"):
-                for cb in active:
-                    cb.on_epoch_begin(epoch, {})
-            for m in metric_objs:
-                m.reset()
-            # Overflow and NaN are checked explicitly (TrainingDivergedError), so numpy's
-            # warnings would only repeat that, or flag harmless saturation (exp of -1000).
-            with np.errstate(over="ignore", invalid="ignore"):
-                if optimizer.full_batch:
-                    epoch_loss = trainer.full_batch_epoch(epoch)
-                    bar = None
-                else:
-                    order = model.rng.permutation(len(X)) if shuffle else None
-                    bar = _progress_bar(epoch, epochs, len(batches)) if show_bar else None
-                    epoch_loss = trainer.epoch(epoch, order, bar)
-            if sync is not None:  # the metrics of every rank's rows
-                sync.reduce(None, metric_objs)
-            logs = {"loss": epoch_loss}
-            logs.update({m.name: m.result() for m in metric_objs})
-            if val is not None:
-                reduce = None if sync is None else sync.reduce
-                size = max(batch_size, 256)
-                results = _evaluate_batches(model, *val, loss, val_metrics, size, reduce)
-                logs.update({f"val_{k}": v for k, v in results.items()})
-                model.train()
-            logs["lr"] = float(optimizer.lr)
-            with agreed(f"at the end of epoch {epoch + 1}"):
-                _end_epoch_output(bar, logs, epoch, epochs, show_lines)
-                history.record(epoch, logs)
-                for cb in active:
-                    cb.on_epoch_end(epoch, logs)
+        for epoch in range(run.initial_epoch, run.args.epochs):
+            run.epoch(epoch)
             if model.stop_training:
                 break
     finally:
-        model.train(was_training)
-        model.needs_input_grad = True
-        trainer.threads.close()
-        if sync is not None:
-            sync.close()
-    with agreed("in on_train_end"):
-        for cb in active:
-            cb.on_train_end(history.history)
-    return history
+        run.close()
+    run.end()
+    return run.history
+
+
+class _Run:
+    """One call of ``fit``: the trainer, the callbacks and the History, epoch by epoch.
+
+    With a ``sync`` (data-parallel over MPI), blocks that may fail on one rank only are
+    agreed on (:mod:`nn.training.distributed`), each rank validates its share of the rows and
+    rank 0 alone prints and saves.
+    """
+
+    def __init__(self, model, args: FitArguments, sync: DataParallel | None) -> None:
+        self.model, self.args, self.sync = model, args, sync
+        a = args
+        shard = None if sync is None else sync.shard
+        self.batches = Batches(a.X, a.y, a.sample_weight, a.batch_size, model.dtype, shard)
+        step_loss = a.loss if sync is None else sync.loss(a.loss)
+        self.trainer = Trainer(
+            model, step_loss, a.optimizer, self.batches, a.metrics, a.clip, a.clip_value,
+            a.callbacks, sync,
+        )  # fmt: skip
+        self.agreed = (lambda what: contextlib.nullcontext()) if sync is None else sync.agreement
+        self.active = a.callbacks if sync is None else sync.active(a.callbacks)
+        self.val = a.val
+        if a.val is not None and sync is not None:
+            share = sync.share(len(a.val[0]))
+            self.val = tuple(None if v is None else v[share] for v in a.val)
+        self.val_metrics = [copy.deepcopy(m) for m in a.metrics]
+        self.history = History()
+        self.show_lines = a.progress is not False and (sync is None or sync.rank == 0)
+        self.show_bar = self.show_lines and (a.progress is True or sys.stderr.isatty())
+        self.initial_epoch = 0
+        self.was_training = model.training
+
+    def begin(self) -> None:
+        """Callbacks begin; θ, the optimizer and callbacks resume; the model enters training."""
+        model, a = self.model, self.args
+        model.stop_training = False
+        params = {
+            "epochs": a.epochs,
+            "batch_size": a.batch_size,
+            "steps": len(self.batches),
+            "optimizer": a.optimizer,
+            "history": self.history,
+            "callbacks": a.callbacks,
+        }
+        for cb in a.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+        with self.agreed("in on_train_begin"):
+            for cb in self.active:
+                cb.on_train_begin({})
+        if a.resume_from is not None:
+            with self.agreed(f"to resume from {a.resume_from}"):
+                restored = restore_checkpoint(a.resume_from, model, a.optimizer, a.callbacks)
+            self.initial_epoch = restored.epoch
+            self.history.history = restored.history.history
+            self.history.epoch = restored.history.epoch
+            if self.initial_epoch >= a.epochs:
+                warnings.warn(
+                    f"{a.resume_from} is at epoch {self.initial_epoch} already and "
+                    f"epochs={a.epochs} is the epoch to train up to, so nothing was trained; "
+                    "pass a larger `epochs`",
+                    stacklevel=4,
+                )
+        elif a.seed is not None:
+            model.rng.bit_generator.state = np.random.default_rng(a.seed).bit_generator.state
+        model.train()
+        if self.sync is not None:
+            self.sync.start()
+        model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
+        self.trainer.threads = BlasThreads(model, a.batch_size)
+
+    def epoch(self, epoch: int) -> None:
+        """Train one epoch, validate, log, and run the callbacks' epoch end."""
+        model, a, sync = self.model, self.args, self.sync
+        with self.agreed("in on_epoch_begin"):
+            for cb in self.active:
+                cb.on_epoch_begin(epoch, {})
+        for m in a.metrics:
+            m.reset()
+        # Overflow and NaN are checked explicitly (TrainingDivergedError), so numpy's
+        # warnings would only repeat that, or flag harmless saturation (exp of -1000).
+        with np.errstate(over="ignore", invalid="ignore"):
+            if a.optimizer.full_batch:
+                epoch_loss = self.trainer.full_batch_epoch(epoch)
+                bar = None
+            else:
+                order = model.rng.permutation(len(a.X)) if a.shuffle else None
+                show = self.show_bar
+                bar = _progress_bar(epoch, a.epochs, len(self.batches)) if show else None
+                epoch_loss = self.trainer.epoch(epoch, order, bar)
+        if sync is not None:  # the metrics of every rank's rows
+            sync.reduce(None, a.metrics)
+        logs = {"loss": epoch_loss}
+        logs.update({m.name: m.result() for m in a.metrics})
+        if self.val is not None:
+            reduce = None if sync is None else sync.reduce
+            size = max(a.batch_size, 256)
+            results = _evaluate_batches(model, *self.val, a.loss, self.val_metrics, size, reduce)
+            logs.update({f"val_{k}": v for k, v in results.items()})
+            model.train()
+        logs["lr"] = float(a.optimizer.lr)
+        with self.agreed(f"at the end of epoch {epoch + 1}"):
+            _end_epoch_output(bar, logs, epoch, a.epochs, self.show_lines)
+            self.history.record(epoch, logs)
+            for cb in self.active:
+                cb.on_epoch_end(epoch, logs)
+
+    def close(self) -> None:
+        """Put the model back in its mode and release the BLAS threads and the ranks."""
+        self.model.train(self.was_training)
+        self.model.needs_input_grad = True
+        self.trainer.threads.close()
+        if self.sync is not None:
+            self.sync.close()
+
+    def end(self) -> None:
+        with self.agreed("in on_train_end"):
+            for cb in self.active:
+                cb.on_train_end(self.history.history)
 
 
 def evaluate(
