@@ -30,6 +30,7 @@ from nn.checks import (
     check_same_length,
     check_sample_weight,
 )
+from nn.files.model_file import check_saveable
 from nn.training.arguments import (
     check_path,
     check_targets,
@@ -204,6 +205,13 @@ def fit(
     callbacks = resolve_callbacks(callbacks)
     if checkpoint is not None:  # after the user's callbacks, so their states keep positions
         callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
+    if any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        try:  # refused now rather than at the end of the first epoch
+            check_saveable(model)
+        except TypeError as err:
+            raise TypeError(
+                f"fit cannot write checkpoints (`checkpoint=` or a ModelCheckpoint): {err}"
+            ) from None
     X, y, sample_weight, val = split_validation(
         X, y, sample_weight, validation_data, validation_split, loss, model
     )
