@@ -158,6 +158,8 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
             raise ValueError(f"validation_split={validation_split} leaves no training samples")
         val = (X[-n_val:], y[-n_val:], None if sw is None else sw[-n_val:])
         X, y = X[:-n_val], y[:-n_val]
+        if getattr(loss, "takes_labels", False) and y.ndim == 1:
+            _warn_if_the_split_misses_classes(y, val[1], validation_split)
         sw = None if sw is None else sw[:-n_val]
         return X, y, sw, val
     if validation_data is None:
@@ -176,6 +178,24 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
             "sample_weight_val", validation_data[2], len(X_val), model.dtype
         )
     return X, y, sw, (X_val, y_val, sw_val)
+
+
+def _warn_if_the_split_misses_classes(y_train, y_val, validation_split: float) -> None:
+    """Warn when the held-out labels lack classes of the training part (class-sorted rows).
+
+    ``validation_split`` takes the last rows before shuffling (Keras's rule): on rows sorted
+    by class the validation set holds one class, and its scores mean little.
+    """
+    train_classes, val_classes = np.unique(y_train), np.unique(y_val)
+    missing = np.setdiff1d(train_classes, val_classes)
+    if missing.size:
+        warnings.warn(
+            f"validation_split={validation_split} holds out the last {len(y_val)} rows before "
+            f"shuffling, and their labels are only the classes {val_classes[:10].tolist()}, "
+            f"missing {missing[:10].tolist()} of the training part (are the rows sorted by "
+            "class?): shuffle X and y first, or pass validation_data=(X_val, y_val)",
+            stacklevel=5,
+        )
 
 
 # -- mini-batches ----------------------------------------------------------------------------
