@@ -16,9 +16,13 @@ Loading never runs code from the file and never allocates more than the file hol
 * Only plain arrays and JSON: arrays are parsed from their ``.npy`` headers by this module
   (dtype, shape and order compared with the description, never ``allow_pickle``), and only
   the numeric dtypes of :data:`STATE_DTYPES` exist in a model file. Nothing is unpickled.
-* Layer types come from the closed list :data:`LAYER_TYPES`; a layer's config may hold only
+* Layer types come from the closed list :data:`LAYER_TYPES` (the built-in layers and classes
+  registered with :func:`nn.register_layer`) and the classes the caller passes as
+  ``custom_layers``; nothing named by the file is imported. A layer's config may hold only
   the keyword arguments of that layer's constructor (unknown keys are refused) and every
-  value is checked by the constructor.
+  value is checked by the constructor. The parameter and buffer shapes come from the
+  class's ``state_shapes(config)``, or, for a class that declares none (a layer of your
+  own), from a layer built from the config, before any array data is read.
 * The description is at most 1 MiB, parsed as strict JSON (no duplicate keys, nesting at
   most 64 deep, no unknown top-level keys, at most 4096 layers).
 * The zip container is checked before anything is read: at most 16384 members, each named
