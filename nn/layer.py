@@ -88,20 +88,26 @@ class Layer:
     @classmethod
     def state_shapes(
         cls, config: dict
-    ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] | None:
         """The shapes of the parameters and of the buffers a layer built from ``config`` has.
 
         Model files use this to check every array against the description *before* building
-        anything, so a file cannot make the loader allocate more than it holds.
+        anything, so a file cannot make the loader allocate more than it holds. The default,
+        None, means the class does not declare them: model files then build a layer from the
+        config and take the shapes of its parameters and buffers.
         """
-        return {}, {}
+        return None
 
     def output_features(self, n_in: int) -> int:
         """The number of output features for ``n_in`` input features."""
         return n_in
 
     def config(self) -> dict:
-        """The constructor arguments, as JSON-compatible values (used by model files)."""
+        """The constructor arguments, as JSON-compatible values (used by model files).
+
+        ``type(self)(**layer.config())`` must build a layer of the same shapes: model files
+        record the class name and this config, and loading calls the constructor with it.
+        """
         return {}
 
     def fit_warning(self) -> str | None:

@@ -636,7 +636,7 @@ for what, attr, file, reason in [
     ("a bit-flipped model file", "flipped", "flipped.npz", "damaged.*CRC"),
     ("a newer format version", "version_2", "v2.npz", "format version 2 is not supported"),
     ("a Keras-like description", "foreign_json", "keras.npz", "not a chainrule model file"),
-    ("an unknown layer type", "unknown_layer", "lambda.npz", "type 'Lambda', which is not one of"),
+    ("an unknown layer type", "unknown_layer", "lambda.npz", "type 'Lambda', which is not a built"),
     ("a layer config with an unknown key", "extra_key", "extra.npz",
      r"unknown config keys \['code'\]"),
     ("NaN in θ", "nan_theta", "nan.npz", "θ holds NaN or infinity"),

@@ -242,7 +242,7 @@ def test_layer_entries(tmp_path):
         return description(layers=[{"type": "Dense", "config": config}])
 
     load_fails(crafted(p, description(layers=[{"type": "Lambda", "config": {}}])), "'Lambda'")
-    load_fails(crafted(p, description(layers=[{"type": "os.system", "config": {}}])), "not one of")
+    load_fails(crafted(p, description(layers=[{"type": "os.system", "config": {}}])), "built-in")
     load_fails(crafted(p, description(layers=[["Dense"]])), "layer 0 is not an object")
     entry = {"type": "Dense", "config": {"n_in": 2, "n_out": 1}, "code": "x"}
     load_fails(crafted(p, description(layers=[entry])), "exactly a type and a config")

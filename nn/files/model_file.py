@@ -16,16 +16,17 @@ Loading never runs code from the file and never allocates more than the file hol
 * Only plain arrays and JSON: arrays are parsed from their ``.npy`` headers by this module
   (dtype, shape and order compared with the description, never ``allow_pickle``), and only
   the numeric dtypes of :data:`STATE_DTYPES` exist in a model file. Nothing is unpickled.
-* Layer types come from the closed list :data:`LAYER_TYPES`; a layer's config may hold only
+* Layer types come from the closed list :data:`LAYER_TYPES` (the built-in layers and classes
+  registered with :func:`nn.register_layer`) and the classes the caller passes as
+  ``custom_layers``; nothing named by the file is imported. A layer's config may hold only
   the keyword arguments of that layer's constructor (unknown keys are refused) and every
-  value is checked by the constructor.
+  value is checked by the constructor. The parameter and buffer shapes come from the
+  class's ``state_shapes(config)``, or, for a class that declares none (a layer of your
+  own), from a layer built from the config, before any array data is read.
 * The description is at most 1 MiB, parsed as strict JSON (no duplicate keys, nesting at
   most 64 deep, no unknown top-level keys, at most 4096 layers).
-* The zip container is checked before anything is read: at most 16384 members, each named
-  from the description (no path separators, no duplicates, no extra members), stored
-  uncompressed (so a tiny file cannot declare a huge array) and lying inside the file.
-  Every read from the file is capped at the bytes the file actually has, so a forged size
-  field cannot make the reader allocate more than the file's size.
+* The zip container is checked by :mod:`nn.files.archive` before anything is read, and every
+  read is capped at the bytes the file actually has.
 * Every array's declared dtype and shape are checked against the description, and its
   byte count against the member's size, *before* any array data is read or any layer is
   built: a file declaring a 10**12-element θ is refused at once.
@@ -38,18 +39,8 @@ the reason: truncated, bit-flipped, junk, empty, foreign (a plain ``np.savez`` f
 text), wrong-version files and directories alike. A missing path raises
 ``FileNotFoundError``.
 
-Saving atomically, and stale temporary files
---------------------------------------------
-:func:`save` writes to a temporary file in the target's directory, named
-``.<name>.<pid>.<random>.tmp`` (hidden, obviously temporary, and carrying the id of the
-writing process), flushes and fsyncs it, and moves it over the target with ``os.replace``,
-which is atomic: the target is always either the previous model or the new one. An
-exception while writing removes the temporary file. A process killed outright (SIGKILL,
-power loss) cannot clean up, so its temporary file stays behind; it is harmless (it is
-never read) and the next :func:`save` to the same path removes every such file whose
-writing process no longer runs (see :func:`remove_stale_temporaries`). Temporary files of
-running processes, including concurrent saves, are left alone. The liveness check uses
-process ids of this host (POSIX only); elsewhere no temporary file is removed.
+``save`` writes atomically (:mod:`nn.files.atomic`): the target is always either the previous
+file or the complete new one.
 """
 
 from __future__ import annotations
@@ -66,7 +57,7 @@ from nn import activations
 from nn.container import Sequential
 from nn.files.archive import KEY, ArchiveReader, open_archive, write_archive
 from nn.files.atomic import as_path
-from nn.layer import LAYER_TYPES
+from nn.layer import LAYER_TYPES, Layer
 
 FORMAT = "chainrule.model"
 VERSION = 1
@@ -109,7 +100,7 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
     Parameters
     ----------
     model : Sequential
-        Its θ and buffers must be finite.
+        Its layers pass :func:`check_saveable`; its θ and buffers must be finite.
     path : str or PathLike
         The file to write, used exactly as given.
     state : dict, optional
@@ -120,44 +111,14 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
     Raises
     ------
     TypeError
-        If ``model`` is not a Sequential of layer types from :data:`LAYER_TYPES`, ``path`` is
-        not a path, or ``state`` is malformed.
+        If ``model`` cannot be saved (see :func:`check_saveable`), ``path`` is not a path, or
+        ``state`` is malformed.
     ValueError
         If θ or a buffer holds NaN or ±inf, or ``state`` cannot be stored.
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(
-            "Received an invalid value for `model`, expected a Sequential. "
-            f"Received: {type(model).__name__}"
-        )
-    path = as_path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot save to {str(path)!r}: the directory {str(path.parent)!r} does not exist"
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"Cannot save to {str(path)!r}: it is a directory")
-    layers = []
-    for layer in model.layers:
-        name = type(layer).__name__
-        if LAYER_TYPES.get(name) is not type(layer):
-            raise TypeError(
-                f"Cannot save layer {layer!r}: model files hold only the layer types "
-                f"{sorted(LAYER_TYPES)}"
-            )
-        act = getattr(layer, "activation", None)
-        if act is not None and activations.ACTIVATIONS.get(act.name) is not type(act):
-            raise TypeError(
-                f"Cannot save layer {layer!r}: its activation {type(act).__name__} is not one "
-                f"of the activations model files hold, {sorted(activations.ACTIVATIONS)}"
-            )
-        layers.append({"type": name, "config": layer.config()})
-    _require_finite("θ", model.theta)
-    arrays: dict[str, np.ndarray] = {"theta": model.theta}
-    for i, layer in enumerate(model.layers):
-        for name, array in layer.buffers().items():
-            _require_finite(f"buffer {name!r} of layer {i}", array)
-            arrays[f"buffer.{i}.{name}"] = array
+    layers = check_saveable(model)
+    path = _check_target(path)
+    arrays = _model_arrays(model)
     training, state_arrays = _check_state(state)
     description = {
         "format": FORMAT,
@@ -170,19 +131,173 @@ def save(model: Sequential, path: str | os.PathLike, *, state: dict | None = Non
             key: {"dtype": a.dtype.name, "shape": list(a.shape)} for key, a in state_arrays.items()
         },
     }
-    for key, array in state_arrays.items():
-        arrays[f"state.{key}"] = array
+    arrays.update({f"state.{key}": array for key, array in state_arrays.items()})
     text = json.dumps(description).encode()
     if len(text) > MAX_DESCRIPTION_BYTES:
         raise ValueError(
             f"The model's description is {len(text)} bytes of JSON; model files allow at most "
             f"{MAX_DESCRIPTION_BYTES} (fewer layers or a smaller `state['json']`)"
         )
-    if len(layers) > MAX_LAYERS:
-        raise ValueError(
-            f"Model files hold at most {MAX_LAYERS} layers; this model has {len(layers)}"
-        )
     write_archive(path, {"description": np.frombuffer(text, dtype=np.uint8), **arrays})
+
+
+def check_saveable(model: object) -> list[dict]:
+    """Check that ``model`` can be written to a model file; return its layer entries.
+
+    Every layer is either a built-in type, a class registered with :func:`nn.register_layer`,
+    or a ``Layer`` subclass of your own whose ``config()`` returns its constructor arguments
+    as JSON values. A layer is recorded by its class name and config, so the config must
+    rebuild a layer with the same parameter and buffer shapes (checked here, once, by
+    ``state_shapes(config)`` or by building a layer from the config). ``fit`` calls this
+    before training when it is to write checkpoints.
+
+    Returns
+    -------
+    list of dict
+        ``[{"type": class name, "config": {...}}, ...]``, one per layer.
+
+    Raises
+    ------
+    TypeError
+        Naming the first layer that cannot be saved and why.
+    ValueError
+        If the model has more than :data:`MAX_LAYERS` layers.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(
+            "Received an invalid value for `model`, expected a Sequential. "
+            f"Received: {type(model).__name__}"
+        )
+    if len(model.layers) > MAX_LAYERS:
+        raise ValueError(
+            f"Model files hold at most {MAX_LAYERS} layers; this model has {len(model.layers)}"
+        )
+    return [_layer_to_save(i, layer) for i, layer in enumerate(model.layers)]
+
+
+def _layer_to_save(i: int, layer: Layer) -> dict:
+    """The entry ``{"type", "config"}`` of ``model.layers[i]``, checked to load back."""
+    cls, where = type(layer), f"Cannot save model.layers[{i}], {layer!r}"
+    name = cls.__name__
+    known = LAYER_TYPES.get(name)
+    if known is not None and known is not cls:
+        raise TypeError(
+            f"{where}: its class name {name!r} is the name of the layer type "
+            f"{known.__module__}.{known.__qualname__}, and files record layers by class name; "
+            "give the class another name"
+        )
+    act = getattr(layer, "activation", None)
+    if isinstance(act, activations.Activation) and activations.ACTIVATIONS.get(act.name) is not (
+        type(act)
+    ):
+        raise TypeError(
+            f"{where}: its activation {type(act).__name__} is not one of the activations "
+            f"model files hold by name, {sorted(activations.ACTIVATIONS)}; use activation=None "
+            "and put the activation after it as a layer of your own (with config())"
+        )
+    config = layer.config()
+    try:
+        config = json.loads(json.dumps(config, allow_nan=False))  # as loading will see it
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{where}: its config() must return the constructor arguments as JSON values "
+            f"({err}). Received: {config!r:.200}"
+        ) from None
+    reason = _config_mismatch(cls, config)
+    if reason is not None:
+        raise TypeError(
+            f"{where}: its config() {config!r:.200} {reason}; config() must return the "
+            "constructor arguments as JSON values, e.g. {'factor': 2.0}"
+        )
+    try:
+        params, buffers, _ = _layer_shapes(cls, config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise TypeError(f"{where}: {name}(**config()) fails: {err}") from None
+    actual = (
+        {p.name: tuple(p.data.shape) for p in layer.parameters()},
+        {key: tuple(np.shape(a)) for key, a in layer.buffers().items()},
+    )
+    if (params, buffers) != actual:
+        raise TypeError(
+            f"{where}: a layer built from its config() {config!r:.200} has parameter and "
+            f"buffer shapes {(params, buffers)}, but the layer has {actual}; config() must "
+            "return every constructor argument that sets a shape"
+        )
+    return {"type": name, "config": config}
+
+
+def _layer_shapes(cls: type[Layer], config: dict) -> tuple[dict, dict, Layer | None]:
+    """(parameter shapes, buffer shapes, the layer built, or None) of ``cls(**config)``.
+
+    ``cls.state_shapes(config)`` when the class declares them, so nothing is allocated;
+    otherwise a layer is built from the config and returned with the shapes it has.
+    """
+    shapes = cls.state_shapes(config)
+    if shapes is not None:
+        params, buffers = shapes
+        return _shape_dict(params), _shape_dict(buffers), None
+    layer = cls(**config)
+    params = _shape_dict({p.name: p.data.shape for p in layer.parameters()})
+    buffers = _shape_dict({key: np.shape(a) for key, a in layer.buffers().items()})
+    return params, buffers, layer
+
+
+def _shape_dict(shapes: object) -> dict[str, tuple[int, ...]]:
+    """``shapes`` as ``{name: tuple of ints}``; ValueError if it is not one."""
+    ok = isinstance(shapes, dict) and all(
+        isinstance(k, str) and KEY.fullmatch(k) and isinstance(s, (tuple, list))
+        for k, s in shapes.items()
+    )
+    ok = ok and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+        for s in shapes.values()
+        for d in s
+    )
+    if not ok or any(len(s) > MAX_NDIM for s in shapes.values()):
+        raise ValueError(
+            f"shapes must be a dict of plain names to tuples of at most {MAX_NDIM} "
+            f"non-negative ints. Received: {shapes!r:.200}"
+        )
+    return {k: tuple(int(d) for d in s) for k, s in shapes.items()}
+
+
+def _config_mismatch(cls: type[Layer], config: dict) -> str | None:
+    """Why ``cls(**config)`` does not match the constructor's signature, or None."""
+    signature = inspect.signature(cls).parameters
+    named = {
+        k: p for k, p in signature.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.values())
+    unknown = sorted(set(config) - set(named))
+    if unknown and not takes_any:
+        return f"has unknown config keys {unknown}; expected some of {sorted(named)}"
+    missing = [k for k, p in named.items() if p.default is p.empty and k not in config]
+    if missing:
+        return f"lacks the config keys {missing}"
+    return None
+
+
+def _check_target(path: object):
+    """``path`` as a Path whose directory exists and which is not a directory."""
+    path = as_path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot save to {str(path)!r}: the directory {str(path.parent)!r} does not exist"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot save to {str(path)!r}: it is a directory")
+    return path
+
+
+def _model_arrays(model: Sequential) -> dict[str, np.ndarray]:
+    """θ and the layers' buffers by member name, checked to be finite."""
+    _require_finite("θ", model.theta)
+    arrays = {"theta": model.theta}
+    for i, layer in enumerate(model.layers):
+        for name, array in layer.buffers().items():
+            _require_finite(f"buffer {name!r} of layer {i}", array)
+            arrays[f"buffer.{i}.{name}"] = array
+    return arrays
 
 
 def _require_finite(what: str, array: np.ndarray) -> None:
@@ -237,8 +352,17 @@ def _check_state(state: object) -> tuple[Any, dict[str, np.ndarray]]:
 # -- loading --------------------------------------------------------------------------------
 
 
-def load(path: str | os.PathLike) -> Sequential:
+def load(path: str | os.PathLike, *, custom_layers: dict | None = None) -> Sequential:
     """Read a model written by :func:`save`; predictions equal the saved model's bitwise.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    custom_layers : dict, optional
+        ``{type name: Layer subclass}``: the classes of your own layers the file names
+        (Keras's ``custom_objects``), e.g. ``{"Scale": Scale}``. Loading builds only these,
+        the built-in layer types and classes registered with :func:`nn.register_layer`;
+        nothing named by the file is imported.
 
     Raises
     ------
@@ -246,23 +370,52 @@ def load(path: str | os.PathLike) -> Sequential:
         If ``path`` does not exist.
     ModelFileError
         If the file is not a chainrule model file or is damaged (the message names the file
-        and the reason). See the module documentation for what is checked.
+        and the reason), or names a layer type that is neither built in nor given in
+        ``custom_layers``. See the module documentation for what is checked.
     """
-    model, _ = load_with_state(path)
+    model, _ = load_with_state(path, custom_layers=custom_layers)
     return model
 
 
-def load_with_state(path: str | os.PathLike) -> tuple[Sequential, dict]:
+def load_with_state(
+    path: str | os.PathLike, *, custom_layers: dict | None = None
+) -> tuple[Sequential, dict]:
     """Like :func:`load`, also returning the saved training state (``{"json", "arrays"}``)."""
+    layer_types = _layer_types(custom_layers)
     with open_archive(path) as archive:
-        return _ModelReader(archive).read()
+        return _ModelReader(archive, layer_types).read()
+
+
+def _layer_types(custom_layers: object) -> dict[str, type[Layer]]:
+    """The layer types a file may name: the registered ones and ``custom_layers``."""
+    if custom_layers is None:
+        return dict(LAYER_TYPES)
+    if not isinstance(custom_layers, dict):
+        raise TypeError(
+            "Received an invalid value for `custom_layers`, expected a dict of type names to "
+            f"Layer subclasses, e.g. {{'Scale': Scale}}. Received: {custom_layers!r:.200}"
+        )
+    for name, cls in custom_layers.items():
+        if not (isinstance(name, str) and isinstance(cls, type) and issubclass(cls, Layer)):
+            raise TypeError(
+                "Received an invalid entry in `custom_layers`, expected a type name mapped to "
+                f"a Layer subclass. Received: {name!r}: {cls!r}"
+            )
+        known = LAYER_TYPES.get(name)
+        if known is not None and known is not cls:
+            raise ValueError(
+                f"Received an invalid entry in `custom_layers`: {name!r} is the layer type "
+                f"{known.__module__}.{known.__qualname__}, so it cannot name {cls!r}"
+            )
+    return {**LAYER_TYPES, **custom_layers}
 
 
 class _ModelReader:
     """Checks one opened archive against its description, then builds the model."""
 
-    def __init__(self, archive: ArchiveReader) -> None:
+    def __init__(self, archive: ArchiveReader, layer_types: dict[str, type[Layer]]) -> None:
         self.archive, self.members, self.fail = archive, archive.members, archive.fail
+        self.layer_types = layer_types
 
     # -- the whole file -----------------------------------------------------------------------
     def read(self) -> tuple[Sequential, dict]:
@@ -305,7 +458,9 @@ class _ModelReader:
 
         # 4. Build the model: allocation is bounded by the sizes checked above.
         try:
-            layers = [cls(**config) for _, _, (cls, config) in entries]
+            layers = [
+                cls(**config) if layer is None else layer for _, _, (cls, config, layer) in entries
+            ]
             model = Sequential(*layers, seed=0, dtype=dtype)
         except (TypeError, ValueError) as err:
             raise self.fail(f"the described architecture is invalid: {err}") from None
@@ -371,32 +526,34 @@ class _ModelReader:
         return description
 
     def _layer_entry(self, i: int, entry: object):
-        """(parameter shapes, buffer shapes, (class, config)) of layer entry ``i``."""
+        """(parameter shapes, buffer shapes, (class, config, layer or None)) of entry ``i``.
+
+        The layer is built here only when its class declares no ``state_shapes``.
+        """
         if not isinstance(entry, dict) or set(entry) != {"type", "config"}:
             raise self.fail(f"layer {i} is not an object with exactly a type and a config")
         kind, config = entry["type"], entry["config"]
-        cls = LAYER_TYPES.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            raise self.fail(f"layer {i} has type {kind!r:.100}, which is not a name")
+        cls = self.layer_types.get(kind)
         if cls is None:
+            name = kind if kind.isidentifier() else "MyLayer"
             raise self.fail(
-                f"layer {i} has type {kind!r}, which is not one of {sorted(LAYER_TYPES)}"
+                f"layer {i} has type {kind!r:.100}, which is not a built-in layer type; if it "
+                "is a layer of your own, pass its class: "
+                f"nn.load(path, custom_layers={{{kind!r:.100}: {name:.100}}}) "
+                "(or register the class with nn.register_layer before loading)"
             )
         if not isinstance(config, dict):
             raise self.fail(f"layer {i} ({kind}) has a config that is not an object")
-        signature = inspect.signature(cls).parameters
-        unknown = sorted(set(config) - set(signature))
-        if unknown:
-            raise self.fail(
-                f"layer {i} ({kind}) has unknown config keys {unknown}; expected some of "
-                f"{sorted(signature)}"
-            )
-        missing = [k for k, p in signature.items() if p.default is p.empty and k not in config]
-        if missing:
-            raise self.fail(f"layer {i} ({kind}) lacks the config keys {missing}")
+        reason = _config_mismatch(cls, config)
+        if reason is not None:
+            raise self.fail(f"layer {i} ({kind}) {reason}")
         try:
-            params, buffers = cls.state_shapes(config)
+            params, buffers, layer = _layer_shapes(cls, config)
         except (TypeError, ValueError, KeyError) as err:
             raise self.fail(f"layer {i} ({kind}) has an invalid config: {err}") from None
-        return params, buffers, (cls, config)
+        return params, buffers, (cls, config, layer)
 
     def _state_specs(self, specs: object) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         if not isinstance(specs, dict):

@@ -1,5 +1,11 @@
 """Training: fit and evaluate, the trainer and its batches, callbacks, metrics, checkpoints."""
 
+# The check runs before the imports below load losses and optim.
+# ruff: noqa: E402
+from nn.training.packages import check_sibling_packages
+
+check_sibling_packages()
+
 from nn.training.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint
 from nn.training.checkpoint import (
     Checkpoint,

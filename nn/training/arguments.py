@@ -24,6 +24,7 @@ from nn.checks import (
     check_same_length,
     check_sample_weight,
 )
+from nn.files.model_file import check_saveable
 from nn.training.callbacks import Callback, LearningRateScheduler, ModelCheckpoint
 from nn.training.metrics import Metric, get_metric
 from optim.lr_scheduler import LRScheduler
@@ -96,7 +97,7 @@ def warn_if_the_output_is_squashed(model, loss) -> None:
             f"The model's last layer applies {squash}, but {type(loss).__name__} expects "
             f"logits and applies {squash} itself. Remove the {squash} from the last layer "
             f"(predict then gives logits: apply {squash} to them for probabilities)",
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
@@ -164,6 +165,8 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
             raise ValueError(f"validation_split={validation_split} leaves no training samples")
         val = (X[-n_val:], y[-n_val:], None if sw is None else sw[-n_val:])
         X, y = X[:-n_val], y[:-n_val]
+        if getattr(loss, "takes_labels", False) and y.ndim == 1:
+            _warn_if_the_split_misses_classes(y, val[1], validation_split)
         sw = None if sw is None else sw[:-n_val]
         return X, y, sw, val
     if validation_data is None:
@@ -182,6 +185,24 @@ def split_validation(X, y, sw, validation_data, validation_split, loss, model):
             "sample_weight_val", validation_data[2], len(X_val), model.dtype
         )
     return X, y, sw, (X_val, y_val, sw_val)
+
+
+def _warn_if_the_split_misses_classes(y_train, y_val, validation_split: float) -> None:
+    """Warn when the held-out labels lack classes of the training part (class-sorted rows).
+
+    ``validation_split`` takes the last rows before shuffling (Keras's rule): on rows sorted
+    by class the validation set holds one class, and its scores mean little.
+    """
+    train_classes, val_classes = np.unique(y_train), np.unique(y_val)
+    missing = np.setdiff1d(train_classes, val_classes)
+    if missing.size:
+        warnings.warn(
+            f"validation_split={validation_split} holds out the last {len(y_val)} rows before "
+            f"shuffling, and their labels are only the classes {val_classes[:10].tolist()}, "
+            f"missing {missing[:10].tolist()} of the training part (are the rows sorted by "
+            "class?): shuffle X and y first, or pass validation_data=(X_val, y_val)",
+            stacklevel=6,
+        )
 
 
 # -- mini-batches ----------------------------------------------------------------------------
@@ -260,7 +281,7 @@ def check_fit_arguments(
     for i, layer in enumerate(model.layers):
         reason = layer.fit_warning()
         if reason is not None:
-            warnings.warn(f"model.layers[{i}], {layer!r}, {reason}", stacklevel=5)
+            warnings.warn(f"model.layers[{i}], {layer!r}, {reason}", stacklevel=4)
     warn_if_the_output_is_squashed(model, loss)
     if not np.isfinite(model.theta).all():
         bad = next(
@@ -282,6 +303,13 @@ def check_fit_arguments(
     callbacks = resolve_callbacks(callbacks)
     if checkpoint is not None:  # after the user's callbacks, so their states keep positions
         callbacks.append(ModelCheckpoint(checkpoint, save_training_state=True))
+    if any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        try:  # refused now rather than at the end of the first epoch
+            check_saveable(model)
+        except TypeError as err:
+            raise TypeError(
+                f"fit cannot write checkpoints (`checkpoint=` or a ModelCheckpoint): {err}"
+            ) from None
     X, y, sample_weight, val = split_validation(
         X, y, sample_weight, validation_data, validation_split, loss, model
     )

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nn.files import ModelFileError, load_with_state, save
+from nn.layer import LAYER_TYPES
 from nn.training.history import History, StateMismatchError
 from optim import Optimizer
 from optim._vectors import address
@@ -152,7 +153,12 @@ def save_checkpoint(
     save(model, path, state={"json": description, "arrays": arrays})
 
 
-def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike,
+    optimizer: Callable | None = None,
+    *,
+    custom_layers: dict | None = None,
+) -> Checkpoint:
     """Read a training checkpoint into a new model (and optimizer).
 
     Parameters
@@ -163,6 +169,8 @@ def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) 
         example ``lambda params: optim.Adam(params, lr=1e-3)`` or ``optim.SGD`` with default
         hyperparameters; the saved state is loaded into it (its class and hyperparameters
         must match the saved ones; the learning rate is the saved one).
+    custom_layers : dict, optional
+        ``{type name: Layer subclass}`` for layers of your own, as for :func:`nn.load`.
 
     Returns
     -------
@@ -177,7 +185,7 @@ def load_checkpoint(path: str | os.PathLike, optimizer: Callable | None = None) 
     ValueError, TypeError
         If the optimizer does not match the saved state.
     """
-    model, state = load_with_state(path)
+    model, state = load_with_state(path, custom_layers=custom_layers)
     info = _parse(state, path, model)
     _set_rng(model, info["rng"], path)
     opt = None
@@ -224,7 +232,9 @@ def restore_checkpoint(
         optimizer class or hyperparameters, a schedule saved with other hyperparameters
         (:class:`~nn.training.StateMismatchError`).
     """
-    saved, state = load_with_state(path)
+    own = {type(la).__name__: type(la) for la in model.layers}  # the model's own layer classes
+    custom = {name: cls for name, cls in own.items() if name not in LAYER_TYPES}
+    saved, state = load_with_state(path, custom_layers=custom)
     info = _parse(state, path, saved)
     mine, theirs = _architecture(model), _architecture(saved)
     if mine != theirs:
