@@ -449,10 +449,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chainrule", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_parser(sub) -> None:
+    """``chainrule train`` and its flags, each with its default in --help."""
     train = sub.add_parser("train", help="train an MLP (default: the bundled digits)")
     train.add_argument("--data", help="CSV (label last), .npz (X, y); default: bundled digits")
     default = " (default: %(default)s)"
@@ -518,6 +516,11 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--history", help="write the per-epoch values as CSV, e.g. history.csv")
     train.set_defaults(func=cmd_train)
 
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chainrule", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
     evaluate = sub.add_parser("evaluate", help="loss and metrics of a saved model on data")
     evaluate.add_argument("model")
     evaluate.add_argument("--data", help="default: the bundled digits")

@@ -24,7 +24,7 @@ The file is a model file (``nn.load(PATH)`` reads the model alone), written atom
 
     {"kind": "chainrule.checkpoint", "version": 1, "epoch": int,
      "rng": {...}, "optimizer": {scalars of state_dict()},
-     "optimizer_coverage": [[start, stop], ...],  (absent in older files)
+     "optimizer_coverage": [[start, stop], ...],  (optional)
      "history": {"epoch": [...], "history": {name: [...]}},
      "callbacks": {"<position>.<class>": {"json": {...}, "arrays": [names]}},
      "arrays": {key: {"dtype": str, "shape": [...]}}}
@@ -252,7 +252,23 @@ def restore_checkpoint(
         )
     _check_coverage(info, model, optimizer, path)
 
-    # Load every state into a copy: the live objects are not touched until all have loaded.
+    _load_states(path, info, model, optimizer, callbacks)
+    model.theta[...] = saved.theta
+    for layer, saved_layer in zip(model.layers, saved.layers, strict=True):
+        for name, array in saved_layer.buffers().items():
+            getattr(layer, name)[...] = array
+    model.rng.bit_generator.state = probe.state
+    return Checkpoint(
+        model, optimizer, info["epoch"], info["history"], info["optimizer"], info["callbacks"]
+    )
+
+
+def _load_states(path, info: dict, model, optimizer, callbacks: Sequence) -> None:
+    """Load the optimizer's and the callbacks' saved states, all or nothing.
+
+    Every state is loaded into a deep copy first; the live objects are written only once all
+    of them have loaded.
+    """
     # The copies share the model and the parameters (never written by load_state_dict) and
     # a callback's copy refers to the optimizer's copy.
     shared = {id(model): model}
@@ -289,18 +305,10 @@ def restore_checkpoint(
             obj.load_state_dict(previous)
         raise
 
-    # Everything checked: write.
+    # Everything loaded: write.
     for obj, obj_state, _ in to_load:
         if id(obj) in trials:
             obj.load_state_dict(obj_state)
-    model.theta[...] = saved.theta
-    for layer, saved_layer in zip(model.layers, saved.layers, strict=True):
-        for name, array in saved_layer.buffers().items():
-            getattr(layer, name)[...] = array
-    model.rng.bit_generator.state = probe.state
-    return Checkpoint(
-        model, optimizer, info["epoch"], info["history"], info["optimizer"], info["callbacks"]
-    )
 
 
 def _load_state(obj, state: dict, key: str | None, path) -> None:
@@ -349,7 +357,7 @@ def _json_value(value, what: str):
 
 
 _TOP_KEYS = {"kind", "version", "epoch", "rng", "optimizer", "history", "callbacks", "arrays"}
-_OPTIONAL_KEYS = {"optimizer_coverage"}  # absent from checkpoints written before it existed
+_OPTIONAL_KEYS = {"optimizer_coverage"}  # without it, resuming skips the coverage check
 _CALLBACK_KEY = re.compile(r"(0|[1-9][0-9]*)\.[A-Za-z_][A-Za-z0-9_]*")
 _SCALAR = (bool, int, float, str, type(None))
 
@@ -372,6 +380,25 @@ def _parse(state: dict, path, model) -> dict:
     def fail(reason: str) -> ModelFileError:
         return ModelFileError(f"{path}: {reason}")
 
+    info, epoch, coverage = _parse_header(state, model, fail)
+    arrays = _parse_arrays(state, info, fail)
+    unclaimed = set(arrays)
+    optimizer_state = _parse_optimizer(info["optimizer"], arrays, unclaimed, model, fail)
+    callbacks = _parse_callbacks(info["callbacks"], arrays, unclaimed, fail)
+    if unclaimed:
+        raise fail(f"the arrays {sorted(unclaimed)} belong to no optimizer or callback state")
+    return {
+        "epoch": epoch,
+        "rng": info["rng"],
+        "optimizer": optimizer_state,
+        "optimizer_coverage": coverage,
+        "callbacks": callbacks,
+        "history": _parse_history(info["history"], fail),
+    }
+
+
+def _parse_header(state: dict, model, fail) -> tuple[dict, int, list | None]:
+    """The training section, its epoch and the optimizer's coverage of θ, checked."""
     info = state.get("json")
     if not isinstance(info, dict) or info.get("kind") != KIND:
         raise fail(
@@ -401,7 +428,11 @@ def _parse(state: dict, path, model) -> dict:
     if not isinstance(info["rng"], dict):
         raise fail("the generator state is not an object")
 
-    # arrays: as declared, each claimed by the optimizer or a callback
+    return info, epoch, coverage
+
+
+def _parse_arrays(state: dict, info: dict, fail) -> dict[str, np.ndarray]:
+    """The stored arrays, each as the training section declares it."""
     arrays = state.get("arrays") or {}
     declared = info["arrays"]
     if not isinstance(declared, dict) or set(declared) != set(arrays):
@@ -415,10 +446,12 @@ def _parse(state: dict, path, model) -> dict:
         spec = {"dtype": array.dtype.name, "shape": list(array.shape)}
         if declared[key] != spec:
             raise fail(f"the array {key!r} is declared as {declared[key]!r:.200}, stored as {spec}")
-    unclaimed = set(arrays)
 
-    # optimizer: JSON scalars, a learning rate and a step count; buffers as vectors of θ
-    raw_optimizer = info["optimizer"]
+    return arrays
+
+
+def _parse_optimizer(raw_optimizer, arrays: dict, unclaimed: set, model, fail) -> dict:
+    """The optimizer's state: JSON scalars, a learning rate, a step count, vectors of θ."""
     if not isinstance(raw_optimizer, dict) or not isinstance(raw_optimizer.get("optimizer"), str):
         raise fail("the optimizer state is not an object naming the optimizer class")
     for key, value in raw_optimizer.items():
@@ -452,8 +485,11 @@ def _parse(state: dict, path, model) -> dict:
         optimizer_state[name] = array
         unclaimed.discard(key)
 
-    # callbacks: {"<position>.<class>": {"json": {...}, "arrays": [names]}}
-    raw_callbacks = info["callbacks"]
+    return optimizer_state
+
+
+def _parse_callbacks(raw_callbacks, arrays: dict, unclaimed: set, fail) -> dict:
+    """Callback states by ``"<position>.<class name>"``, their arrays put back in place."""
     if not isinstance(raw_callbacks, dict):
         raise fail("the callback states are not an object")
     callbacks, positions = {}, set()
@@ -485,11 +521,12 @@ def _parse(state: dict, path, model) -> dict:
             cb_state[name] = arrays[member]
             unclaimed.discard(member)
         callbacks[key] = cb_state
-    if unclaimed:
-        raise fail(f"the arrays {sorted(unclaimed)} belong to no optimizer or callback state")
 
-    # history: {"epoch": [int], "history": {name: [number]}}
-    raw_history = info["history"]
+    return callbacks
+
+
+def _parse_history(raw_history, fail) -> History:
+    """The History so far: ``{"epoch": [int], "history": {name: [number]}}``."""
     if (
         not isinstance(raw_history, dict)
         or set(raw_history) != {"epoch", "history"}
@@ -505,18 +542,10 @@ def _parse(state: dict, path, model) -> dict:
             'the history is malformed: expected {"epoch": [integers], "history": '
             f"{{name: [numbers]}}}}, got {raw_history!r:.200}"
         )
-    history = History(
+    return History(
         history={k: [float(v) for v in vs] for k, vs in raw_history["history"].items()},
         epoch=list(raw_history["epoch"]),
     )
-    return {
-        "epoch": epoch,
-        "rng": info["rng"],
-        "optimizer": optimizer_state,
-        "optimizer_coverage": coverage,
-        "callbacks": callbacks,
-        "history": history,
-    }
 
 
 def _check_coverage(info: dict, model, optimizer, path) -> None:
