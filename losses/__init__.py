@@ -15,6 +15,7 @@ from losses.classification import BinaryCrossEntropy, CrossEntropy
 from losses.regression import L1, MSE, Huber
 
 __all__ = [
+    "LOSSES",
     "REDUCTIONS",
     "BinaryCrossEntropy",
     "CrossEntropy",
@@ -25,8 +26,8 @@ __all__ = [
     "get",
 ]
 
-# Names accepted by `get` (matched case-insensitively), including each class name.
-_REGISTRY: dict[str, type[Loss]] = {
+#: The loss registry: the names `get` (and fit(loss=...)) accepts, matched case-insensitively.
+LOSSES: dict[str, type[Loss]] = {
     "mse": MSE,
     "l1": L1,
     "huber": Huber,
@@ -70,11 +71,11 @@ def get(loss: str | Loss, **kwargs: Any) -> Loss:
             f"instance. Received: loss={loss!r} of type "
             f"{type(loss).__name__}"
         )
-    cls = _REGISTRY.get(loss.lower())
+    cls = LOSSES.get(loss.lower())
     if cls is None:
         raise ValueError(
             "Received an invalid value for `loss`, expected one of "
-            f"{tuple(sorted(_REGISTRY))}. Received: loss={loss!r}"
+            f"{tuple(sorted(LOSSES))}. Received: loss={loss!r}"
         )
     accepted = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
