@@ -112,6 +112,22 @@ class Optimizer:
         """Update every parameter once from its gradient (``steps`` goes up by one)."""
         raise NotImplementedError
 
+    def step_bound(self, grad_norm: float, theta_norm: float) -> float | None:
+        """An upper bound on ``‖θ_t − θ_{t−1}‖₂`` for the next :meth:`step`, or None if unknown.
+
+        ``fit`` skips the backup of θ for a step whose bound shows that θ cannot overflow.
+        Bounds leave out floating-point rounding (the caller keeps a wide margin). The base
+        class knows no bound.
+
+        Parameters
+        ----------
+        grad_norm : float
+            An upper bound on ``‖∇θ‖₂`` of the gradient the step will use (finite).
+        theta_norm : float
+            An upper bound on ``‖θ‖₂`` before the step (finite).
+        """
+        return None
+
     def zero_grad(self) -> None:
         """Set every gradient to zero: one fill per vector (a single one for a θ layout)."""
         for slot in self.slots:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
 from nn import checks
 from nn.parameter import Parameter
-from optim._vectors import add_scaled, coupled_decay
+from optim._vectors import add_scaled, coupled_decay, vector_norm
 from optim.optimizer import Optimizer
 
 
@@ -129,6 +131,8 @@ class SGD(Optimizer):
         if momentum:
             self._add_state("momentum_buffer")
         self._add_work(decayed=weight_decay != 0)
+        # (t, B): ‖b_t‖ ≤ B for the buffer after step t, as step_bound predicted it
+        self._buffer_bound: tuple[int, float] | None = None
 
     def step(self) -> None:
         """Take one SGD step ``θ ← θ − γ·d`` on every slot (see :func:`sgd_update`).
@@ -151,3 +155,30 @@ class SGD(Optimizer):
                 weight_decay=self.weight_decay,
                 first_step=self.steps == 1,
             )
+
+    def step_bound(self, grad_norm: float, theta_norm: float) -> float:
+        r"""An upper bound on ``‖θ_t − θ_{t−1}‖₂`` for the next step (see :func:`sgd_update`).
+
+        The triangle inequality on each line of the rule: ``‖g‖ ≤ ‖∇θ‖ + λ‖θ‖``;
+        ``‖b_t‖ ≤ μ‖b_{t−1}‖ + (1 − τ)‖g‖`` (``‖g‖`` on the first step); ``‖d‖ ≤ ‖g‖ + μ‖b_t‖``
+        with Nesterov momentum; the step is ``γ‖d‖``. The bound on ``‖b_t‖`` is kept for the
+        next call; ``‖b‖`` is computed in one pass when no bound for the current step is kept
+        (the first call, after :meth:`load_state_dict` or a step taken without this call).
+        """
+        g = grad_norm + self.weight_decay * theta_norm
+        if self.momentum == 0:
+            return self.lr * g
+        if self.steps == 0:
+            b = g
+        else:
+            if self._buffer_bound is None or self._buffer_bound[0] != self.steps:
+                buffers = [vector_norm(slot.state["momentum_buffer"]) for slot in self.slots]
+                self._buffer_bound = (self.steps, math.hypot(*buffers))
+            b = self.momentum * self._buffer_bound[1] + (1.0 - self.dampening) * g
+        self._buffer_bound = (self.steps + 1, b)
+        return self.lr * (g + self.momentum * b if self.nesterov else b)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore the state (see :meth:`Optimizer.load_state_dict`); forgets the kept bound."""
+        super().load_state_dict(state_dict)
+        self._buffer_bound = None

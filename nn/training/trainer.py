@@ -12,17 +12,34 @@ from nn.training.callbacks import Callback
 from nn.training.history import TrainingDivergedError
 from optim._vectors import vector_norm
 
+#: How far below the dtype's largest value ‖θ‖ + (a bound on the step) must stay for a step
+#: to run without θ's backup. Computed norms fall short of the exact ones by a factor √n at
+#: most (a computed sum of squares is at least its largest term) and a step's rounding adds a
+#: relative 2⁻²³ at most per operation; 2⁻³² leaves room for both at any size that fits in
+#: memory, while real weights stay some 20 orders of magnitude below it.
+SAFE_MARGIN = 2.0**-32
+
+
+def _bounds_its_steps(optimizer) -> bool:
+    """Whether ``optimizer.step_bound`` is defined with the ``step`` it describes."""
+    step_owner = next(c for c in type(optimizer).__mro__ if "step" in vars(c))
+    return "step_bound" in vars(step_owner)
+
 
 class Trainer:
     """The per-step work of ``fit``, with the buffers it reuses across steps.
 
     Every step: a backup of the layer buffers (running statistics, if any), forward, loss,
     metrics, backward writing ∇θ, a finite check of ‖∇θ‖² (one dot product), optional
-    clipping, a copy of θ into a backup buffer, the optimizer step and a finite check of ‖θ‖²
-    (one dot product) and of the layer buffers. The backups are what let a refused step be
-    undone. The loop neither loops over parameters in Python nor allocates arrays of θ's or
-    a batch's size; metrics (optional) and the loss's label indexing make batch-row-sized
-    temporaries (a numpy fancy-index update is faster than take/put into a buffer).
+    clipping, then the optimizer step. A non-finite loss or gradient raises before θ is
+    touched. Whether a finite step can overflow θ is decided from norms: when the
+    optimizer bounds its step (:meth:`~optim.Optimizer.step_bound`) and ``‖θ‖ + bound``
+    stays far below the dtype's largest value, the step runs unchecked; otherwise θ is
+    copied into a backup first and checked after (one dot product), so that a step leaving
+    NaN or ±inf in θ is undone. Models with layer buffers always take the checked path. The
+    loop neither loops over parameters in Python nor allocates arrays of θ's or a batch's
+    size; metrics (optional) and the loss's label indexing make batch-row-sized temporaries
+    (a numpy fancy-index update is faster than take/put into a buffer).
     """
 
     def __init__(
@@ -49,6 +66,12 @@ class Trainer:
             for name, array in part.buffers().items()
         ]
         self.step = 0  # optimizer steps taken in this fit call
+        # Steps are certified not to overflow θ only for an optimizer whose step_bound
+        # describes its own step() (not a subclass's override) and without layer buffers,
+        # whose refusal would need θ's backup.
+        self.bounded = _bounds_its_steps(optimizer) and not self.layer_buffers
+        self.safe_norm = float(np.finfo(model.dtype).max) * SAFE_MARGIN
+        self.theta_norm: float | None = None  # an upper bound on ‖θ‖; None: compute it
         self.threads = None  # fit's BlasThreads, ticked before every step
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
@@ -57,6 +80,7 @@ class Trainer:
         theta, theta_grad, backup = model.theta, model.theta_grad, self.backup
         clip, clip_value = self.clip, self.clip_value
         epoch_loss = SetLoss(loss)
+        self.theta_norm = None  # callbacks may have changed θ since the last step
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
             if self.threads is not None:
                 self.threads.tick()
@@ -86,10 +110,15 @@ class Trainer:
                 theta_grad *= clip / (norm + 1e-6)
             if clip_value is not None:  # optim.clip_grad_value's rule
                 np.clip(theta_grad, -clip_value, clip_value, out=theta_grad)
-            np.copyto(backup, theta)
+            after = self._norm_after_step(norm)
+            if after is None:
+                np.copyto(backup, theta)
             optimizer.step()
             self.step += 1
-            self.check_weights(epoch, batch)
+            if after is None:
+                self.check_weights(epoch, batch)
+            else:
+                self.theta_norm = after
             size = len(xb) if self.sync is None else self.sync.shard.total  # the global batch
             epoch_loss.add(value, size)
             if bar is not None:
@@ -100,6 +129,7 @@ class Trainer:
                 logs = {"loss": value, "size": size}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(batch - 1, logs)
+                self.theta_norm = None  # a callback may have changed θ
                 if model.stop_training:
                     break
         return epoch_loss.result()
@@ -160,6 +190,17 @@ class Trainer:
         self.check_weights(epoch, None)
         return value
 
+    def _norm_after_step(self, grad_norm: float) -> float | None:
+        """An upper bound on ‖θ‖ after the coming step if it cannot overflow θ, else None."""
+        if not self.bounded:
+            return None
+        if self.theta_norm is None:
+            self.theta_norm = vector_norm(self.model.theta)
+        bound = self.optimizer.step_bound(grad_norm, self.theta_norm)
+        if bound is None or not self.theta_norm + bound <= self.safe_norm:
+            return None
+        return self.theta_norm + bound
+
     # -- divergence (off the hot path) --------------------------------------------------------
     def _diverged(self, epoch, batch, quantity, value, detail=""):
         """Undo the refused step's changes to the layer buffers; return the error to raise."""
@@ -212,7 +253,9 @@ class Trainer:
         which makes the backup exactly the last finite θ.
         """
         theta = self.model.theta
-        if not (math.isfinite(float(np.dot(theta, theta))) or np.isfinite(theta).all()):
+        norm_sq = float(np.dot(theta, theta))
+        self.theta_norm = math.sqrt(norm_sq) if math.isfinite(norm_sq) else None
+        if not (math.isfinite(norm_sq) or np.isfinite(theta).all()):
             quantity, (value, detail) = "weights", self._first_bad("data")
         else:
             bad = self._bad_buffer()
