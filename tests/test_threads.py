@@ -47,12 +47,18 @@ def test_threads_may_pay_from_the_largest_product_of_a_step():
     assert threads_may_pay(double, -(-rows // 2))
 
 
-def test_a_large_model_starts_on_one_thread_and_close_restores_the_setting():
+def test_a_large_model_keeps_the_blas_threads():
     before = blas_threads()
     model = nn.Sequential(nn.Dense(1024, 1024), seed=0)
     threads = BlasThreads(model, 256)
-    assert threads.adaptive and blas_threads() == [1] * len(before)
-    for _ in range(40):  # comparisons run; whichever setting wins, close() restores
-        threads.tick()
+    assert blas_threads() == before
+    threads.close()
+    assert blas_threads() == before
+
+
+def test_a_small_model_is_held_to_one_thread_until_close():
+    before = blas_threads()
+    threads = BlasThreads(nn.Sequential(nn.Dense(4, 4), seed=0), 32)
+    assert blas_threads() == [1] * len(before)
     threads.close()
     assert blas_threads() == before

@@ -248,7 +248,7 @@ class _Run:
         if self.sync is not None:
             self.sync.start()
         model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
-        self.trainer.threads = BlasThreads(model, a.batch_size)
+        self.threads = BlasThreads(model, a.batch_size)
 
     def epoch(self, epoch: int) -> None:
         """Train one epoch, validate, log, and run the callbacks' epoch end."""
@@ -290,7 +290,7 @@ class _Run:
         """Put the model back in its mode and release the BLAS threads and the ranks."""
         self.model.train(self.was_training)
         self.model.needs_input_grad = True
-        self.trainer.threads.close()
+        self.threads.close()
         if self.sync is not None:
             self.sync.close()
 

@@ -72,7 +72,6 @@ class Trainer:
         self.bounded = _bounds_its_steps(optimizer) and not self.layer_buffers
         self.safe_norm = float(np.finfo(model.dtype).max) * SAFE_MARGIN
         self.theta_norm: float | None = None  # an upper bound on ‖θ‖; None: compute it
-        self.threads = None  # fit's BlasThreads, ticked before every step
 
     def epoch(self, epoch: int, order: np.ndarray | None, bar) -> float:
         """One pass over the data; returns the loss of its batches taken as one set."""
@@ -82,8 +81,6 @@ class Trainer:
         epoch_loss = SetLoss(loss)
         self.theta_norm = None  # callbacks may have changed θ since the last step
         for batch, (xb, yb, wb) in enumerate(self.batches(order), start=1):
-            if self.threads is not None:
-                self.threads.tick()
             self._back_up_buffers()
             pred = model.forward(xb)
             value = loss.forward(pred, yb) if wb is None else loss.forward(pred, yb, wb)
