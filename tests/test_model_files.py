@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import nn
+import optim
 from nn import LAYER_TYPES
 from nn.files import FORMAT, VERSION, ModelFileError
 
@@ -604,3 +605,26 @@ def test_a_custom_activation_is_refused_at_save_not_at_load(tmp_path):
     with pytest.raises(TypeError, match="activation Swish is not one of"):
         model.save(path)
     assert not path.exists()
+
+
+# -- files written by earlier versions -----------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_model_file_written_before_the_package_layout_changed_still_loads():
+    """Written at commit cc302f7 (format 1): every built-in layer kind, predictions saved too."""
+    expected = np.load(DATA / "model-format1-cc302f7-expected.npz")
+    model = nn.load(DATA / "model-format1-cc302f7.npz")
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Standardize", "Dense", "BatchNorm1d", "Dropout", "Dense", "LayerNorm", "Softmax"
+    ]  # fmt: skip
+    assert np.array_equal(model.predict(expected["X"]), expected["pred"])
+
+
+def test_a_checkpoint_written_before_the_package_layout_changed_still_resumes():
+    checkpoint = nn.load_checkpoint(
+        DATA / "checkpoint-format1-cc302f7.npz", optimizer=lambda params: optim.Adam(params)
+    )
+    assert checkpoint.epoch == 2 and len(checkpoint.history.history["loss"]) == 2
+    assert checkpoint.optimizer.state_dict()["step"] > 0
