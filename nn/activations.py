@@ -27,6 +27,8 @@ class Activation(Layer):
     Instances keep per-call state (GELU keeps Φ(z)), so each layer owns its own instance.
     """
 
+    _forward_cache = ("_x", "_a")
+
     name = ""
     init = "glorot"  # the initializer that suits this activation
 

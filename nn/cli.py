@@ -13,6 +13,7 @@ to stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import os
 import sys
@@ -296,6 +297,8 @@ def _fit(args: argparse.Namespace, model: Sequential, parts: dict, loss, metrics
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # before, not after training
+        raise UserError("--plot needs matplotlib: pip install 'chainrule[plot]'")
     if args.patience is not None and not args.validation_split:
         raise UserError("--patience needs --validation-split (the loss it watches), e.g. 0.2")
     out_directory = Path(args.out).parent
@@ -557,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (
         UserError,
+        ImportError,  # an optional extra that is not installed: the message names it
         ModelFileError,
         TrainingDivergedError,
         FileNotFoundError,

@@ -173,13 +173,17 @@ class Sequential(Layer):
         grad = grad_out if grad_out.dtype == self.dtype else grad_out.astype(self.dtype)
         needs_input_grad, grad_is_zero = self.needs_input_grad, self.grad_is_zero
         last = 0 if needs_input_grad else self._first_trainable
-        for i in range(len(self.layers) - 1, last - 1, -1):
-            layer = self.layers[i]
-            layer.needs_input_grad = needs_input_grad or i > last
-            layer.grad_is_zero = grad_is_zero
-            grad = layer.backward(grad)
-            layer.needs_input_grad, layer.grad_is_zero = True, False
-        self.grad_is_zero = False  # ∇θ holds this pass's gradients now
+        try:
+            for i in range(len(self.layers) - 1, last - 1, -1):
+                layer = self.layers[i]
+                layer.needs_input_grad = needs_input_grad or i > last
+                layer.grad_is_zero = grad_is_zero
+                try:
+                    grad = layer.backward(grad)
+                finally:
+                    layer.needs_input_grad, layer.grad_is_zero = True, False
+        finally:
+            self.grad_is_zero = False  # ∇θ holds (part of) this pass's gradients now
         return grad if needs_input_grad else None
 
     # -- modes ----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class Layer:
     training: bool = True
     #: The number of input features the layer requires, or None when any number works.
     n_features_in: int | None = None
+    #: Attributes holding what forward cached for backward: not copied by pickle/deepcopy.
+    _forward_cache: tuple[str, ...] = ()
     #: The fewest samples a training batch may hold (BatchNorm1d needs 2 to normalise).
     min_batch_size: int = 1
     #: Set by the container: False when nothing uses ∂L/∂x, so backward may return None.
@@ -128,15 +130,17 @@ class Layer:
     def __getstate__(self) -> dict:
         """The state that pickle and ``copy.deepcopy`` copy: no scratch arrays.
 
-        Scratch buffers and the arrays the last forward cached (private ndarray attributes)
-        are left out; the next forward makes new ones. A copy loaded read-only (joblib's
-        ``mmap_mode="r"``) would otherwise write its output into read-only arrays.
+        Scratch buffers and what the last forward cached (the attributes ``_forward_cache``
+        names) are left out; the next forward makes new ones. A copy loaded read-only
+        (joblib's ``mmap_mode="r"``) would otherwise write its output into read-only arrays.
+        The container's hints are reset to their defaults.
         """
-        state = {
-            name: None if name.startswith("_") and isinstance(value, np.ndarray) else value
-            for name, value in self.__dict__.items()
-        }
-        state["_buffers"] = {}
+        state = dict(self.__dict__, _buffers={})
+        for name in self._forward_cache:
+            if name in state:
+                state[name] = None
+        for name in ("needs_input_grad", "grad_is_zero"):
+            state.pop(name, None)
         return state
 
     # -- buffers --------------------------------------------------------------------------

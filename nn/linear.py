@@ -56,6 +56,8 @@ class Dense(Layer):
         ∂L/∂x  = ∂L/∂z · Wᵀ
     """
 
+    _forward_cache = ("_x", "_z", "_a")
+
     def __init__(
         self,
         n_in: int,

@@ -18,6 +18,8 @@ class _Normalization(Layer):
     reciprocal standard deviation ``1/σ`` for backward.
     """
 
+    _forward_cache = ("_xhat", "_inv_std")
+
     def __init__(self, n_features: int, eps: float) -> None:
         super().__init__()
         self.n_features = check_positive_int("n_features", n_features)

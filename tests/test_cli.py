@@ -7,6 +7,7 @@ as a traceback would), and a few of them also in a subprocess.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -732,3 +733,24 @@ def test_the_optimizer_choices_are_the_optim_registry(tmp_path, monkeypatch, cap
         == 0
     )  # no learning rate to pass to L-BFGS
     assert float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1)) > 0.8
+
+
+def test_a_missing_extra_is_one_line_and_plot_is_checked_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    assert cli.main(["train", "--plot", "c.png", "--epochs", "1", "--quiet"]) == 2
+    assert "chainrule[plot]" in capsys.readouterr().err
+    assert not Path("model.npz").exists()  # refused before training, nothing saved
+    monkeypatch.undo()
+    assert cli.main(["train", "--hidden", "4", "--epochs", "1", "--quiet"]) == 0
+    monkeypatch.setitem(sys.modules, "onnx", None)  # onnx not installed
+    assert cli.main(["export", "model.npz", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "chainrule[onnx]" in err and "Traceback" not in err and not Path("m.onnx").exists()

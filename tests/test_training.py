@@ -7,6 +7,7 @@ method for logistic regression, and the formulas of the learning-rate schedules.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import tracemalloc
@@ -1531,3 +1532,34 @@ def test_lbfgs_on_a_set_whose_targets_all_weigh_zero_takes_no_step_and_reports_n
     )
     assert math.isnan(history.history["loss"][0])
     assert np.array_equal(model.theta, before)
+
+
+def test_the_containers_hints_are_reset_when_a_layer_raises_and_callbacks_never_see_them():
+    class Failing(nn.Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out):
+            raise RuntimeError("backward failed")
+
+    failing = Failing()
+    model = nn.Sequential(nn.Dense(2, 2), failing, seed=0)
+    model.zero_grad()
+    model.needs_input_grad = False
+    with pytest.raises(RuntimeError, match="backward failed"):
+        model.backward(model.forward(np.ones((3, 2), np.float32)))
+    assert failing.needs_input_grad and not failing.grad_is_zero and not model.grad_is_zero
+    model.needs_input_grad = True
+
+    seen = []
+
+    class Spy(nn.Callback):
+        def on_batch_end(self, batch, logs):
+            copy_ = copy.deepcopy(self.model)
+            seen.append((self.model.needs_input_grad, copy_.needs_input_grad))
+
+    model = nn.Sequential(nn.Dense(2, 2), seed=0)
+    X, y = np.ones((8, 2), np.float32), np.zeros(8, np.int64)
+    model.fit(X, y, loss="cross_entropy", optimizer="sgd", epochs=1, batch_size=4,
+              progress=False, callbacks=[Spy()])  # fmt: skip
+    assert seen == [(True, True), (True, True)] and model.needs_input_grad

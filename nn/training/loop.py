@@ -168,8 +168,8 @@ def fit(
         ),
         None if comm is None else DataParallel(comm, model),
     )
-    run.begin()
     try:
+        run.begin()
         for epoch in range(run.initial_epoch, run.args.epochs):
             run.epoch(epoch)
             if model.stop_training:
@@ -210,6 +210,7 @@ class _Run:
         self.show_bar = self.show_lines and (a.progress is True or sys.stderr.isatty())
         self.initial_epoch = 0
         self.was_training = model.training
+        self.threads = None  # the BLAS thread policy, from begin() to close()
 
     def begin(self) -> None:
         """Callbacks begin; θ, the optimizer and callbacks resume; the model enters training."""
@@ -247,7 +248,6 @@ class _Run:
         model.train()
         if self.sync is not None:
             self.sync.start()
-        model.needs_input_grad = False  # training needs ∇θ, not ∂L/∂X
         self.threads = BlasThreads(model, a.batch_size)
 
     def epoch(self, epoch: int) -> None:
@@ -289,8 +289,8 @@ class _Run:
     def close(self) -> None:
         """Put the model back in its mode and release the BLAS threads and the ranks."""
         self.model.train(self.was_training)
-        self.model.needs_input_grad = True
-        self.threads.close()
+        if self.threads is not None:
+            self.threads.close()
         if self.sync is not None:
             self.sync.close()
 

@@ -9,7 +9,9 @@ BLAS thread; larger models keep the BLAS's own setting, where threads pay.
 
 from __future__ import annotations
 
-from threadpoolctl import threadpool_limits
+import functools
+
+from threadpoolctl import ThreadpoolController
 
 #: Work of a step's largest product (batch × n_in × n_out multiply-adds, float64 counting
 #: twice) below which one thread is at least as fast.
@@ -33,9 +35,18 @@ class BlasThreads:
     """Hold the BLAS to one thread while a small model trains; ``close()`` restores it."""
 
     def __init__(self, model, rows: int) -> None:
-        self.held = None if threads_may_pay(model, rows) else threadpool_limits(1, "blas")
+        if threads_may_pay(model, rows):
+            self.held = None
+        else:
+            self.held = _blas_libraries().limit(limits=1, user_api="blas")
 
     def close(self) -> None:
         if self.held is not None:
             self.held.restore_original_limits()
             self.held = None
+
+
+@functools.cache
+def _blas_libraries() -> ThreadpoolController:
+    """The thread pools loaded in this process, found once (a scan takes about 0.5 ms)."""
+    return ThreadpoolController()

@@ -22,6 +22,8 @@ SAFE_MARGIN = 2.0**-32
 
 def _bounds_its_steps(optimizer) -> bool:
     """Whether ``optimizer.step_bound`` is defined with the ``step`` it describes."""
+    if "step" in vars(optimizer):  # a step replaced on the instance: the bound may not hold
+        return False
     step_owner = next(c for c in type(optimizer).__mro__ if "step" in vars(c))
     return "step_bound" in vars(step_owner)
 
@@ -97,7 +99,7 @@ class Trainer:
                     bar.update(1)
                 continue
             model.zero_grad()  # one fill; backward then writes each layer's ∂L/∂p into ∇θ
-            self.backward(loss.backward())
+            self._backward(loss.backward())
             norm_sq = float(np.dot(theta_grad, theta_grad))  # ‖∇θ‖²: one BLAS pass
             if math.isfinite(norm_sq):
                 norm = math.sqrt(norm_sq)
@@ -153,7 +155,7 @@ class Trainer:
                     continue
                 grad = loss.backward()
                 grad *= factor  # ∂(L_b·d_b)/∂pred
-                model.backward(grad)
+                self._backward(grad, model.backward)  # ranks' ∇θ are summed once, below
             if self.sync is not None:  # ∇θ of every rank's rows
                 self.sync.sum_gradient()
             if objective.empty:  # every target weighs 0: a flat objective, ∇θ = 0, no step
@@ -197,6 +199,18 @@ class Trainer:
         if bound is None or not self.theta_norm + bound <= self.safe_norm:
             return None
         return self.theta_norm + bound
+
+    def _backward(self, grad: np.ndarray, backward=None) -> None:
+        """``(backward or self.backward)(grad)`` without ∂L/∂X, which training never needs.
+
+        The model's ``needs_input_grad`` hint is False for this call only, so code outside
+        the step (callbacks, copies of the model) sees the default.
+        """
+        self.model.needs_input_grad = False
+        try:
+            (backward or self.backward)(grad)
+        finally:
+            self.model.needs_input_grad = True
 
     # -- divergence (off the hot path) --------------------------------------------------------
     def _diverged(self, epoch, batch, quantity, value, detail=""):
