@@ -311,3 +311,28 @@ def test_import_nn_does_not_import_sklearn_and_the_error_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'chainrule[sklearn]'" in out.stdout
+
+
+@pytest.mark.parametrize("n_labels", [1, 3])
+def test_the_logistic_loss_is_scikit_learns_binary_log_loss(n_labels):
+    """Averaged over the samples and summed over the outputs, for multilabel targets too."""
+    from sklearn.neural_network._base import binary_log_loss
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    y = (
+        rng.integers(0, 2, size=(40, n_labels)).ravel()
+        if n_labels == 1
+        else rng.integers(0, 2, size=(40, n_labels))
+    )
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0, alpha=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    targets = y.reshape(len(y), -1).astype(np.float64)
+    proba = est.predict_proba(X)
+    proba = proba[:, 1:] if n_labels == 1 else proba
+    loss = est._make_loss()
+    logits = est.model_.forward(X.astype(est.model_.dtype))
+    value = loss.forward(logits, targets, np.ones(len(X)))
+    assert value == pytest.approx(binary_log_loss(targets, proba), rel=1e-9)

@@ -179,7 +179,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _inner_loss(self):
         if self.out_activation_ == "softmax":
             return losses.CrossEntropy(), 1.0
-        return losses.BinaryCrossEntropy(from_logits=True), 1.0
+        # scikit-learn's binary log-loss sums over the outputs and averages over the samples
+        return losses.BinaryCrossEntropy(from_logits=True), float(self.n_outputs_)
 
     def _sample_weights(self, sample_weight, X, y):
         sw = super()._sample_weights(sample_weight, X, y)
