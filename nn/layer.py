@@ -34,6 +34,9 @@ class Layer:
     n_features_in: int | None = None
     #: Attributes holding what forward cached for backward: not copied by pickle/deepcopy.
     _forward_cache: tuple[str, ...] = ()
+    #: Whether forward in training mode may change ``buffers()`` (running statistics): fit
+    #: then backs them up and checks them every step. Standardize's stay as adapt() set them.
+    buffers_change_in_training: bool = True
     #: The fewest samples a training batch may hold (BatchNorm1d needs 2 to normalise).
     min_batch_size: int = 1
     #: Set by the container: False when nothing uses ∂L/∂x, so backward may return None.

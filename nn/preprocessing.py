@@ -37,6 +37,8 @@ class Standardize(Layer):
     (array([1., 5.]), array([1., 1.]))
     """
 
+    buffers_change_in_training = False
+
     def __init__(self, n_features: int) -> None:
         super().__init__()
         self.n_features = check_positive_int("n_features", n_features)

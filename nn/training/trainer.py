@@ -65,6 +65,7 @@ class Trainer:
             (i, part, name, array, array.copy())
             for i, layer in enumerate(model.layers)
             for part in layers_within(layer)
+            if part.buffers_change_in_training
             for name, array in part.buffers().items()
         ]
         self.step = 0  # optimizer steps taken in this fit call
