@@ -206,21 +206,27 @@ def fit_lbfgs(est, model: nn.Sequential, X, y, sample_weight, loss: SklearnLoss)
         add_penalty_gradient(loss)
         return value, model.theta_grad.astype(np.float64)
 
-    with np.errstate(over="ignore"):
-        result = minimize(
-            loss_and_grad,
-            model.theta.astype(np.float64),
-            jac=True,
-            method="L-BFGS-B",
-            options={
-                "maxfun": est.max_fun,
-                "maxiter": est.max_iter,
-                "gtol": est.tol,
-                "ftol": _LBFGS_FTOL[model.dtype],
-            },
-        )
+    start = model.theta.copy()
+    try:
+        with np.errstate(over="ignore"):
+            result = minimize(
+                loss_and_grad,
+                start.astype(np.float64),
+                jac=True,
+                method="L-BFGS-B",
+                options={
+                    "maxfun": est.max_fun,
+                    "maxiter": est.max_iter,
+                    "gtol": est.tol,
+                    "ftol": _LBFGS_FTOL[model.dtype],
+                },
+            )
+    except BaseException:  # θ leaves at the start, not at a line-search trial point
+        model.theta[...] = start
+        raise
+    finally:
+        model.eval()
     model.theta[...] = result.x
-    model.eval()
     est.n_iter_ = int(result.nit)
     est.loss_ = float(result.fun)
     if result.status != 0:
