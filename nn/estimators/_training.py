@@ -80,8 +80,8 @@ def add_penalty_gradient(loss: SklearnLoss) -> None:
             W.grad += scale * W.data
 
 
-class PenalizedSGD(optim.SGD):
-    """:class:`optim.SGD` whose step first adds the L2 penalty's gradient of ``loss``."""
+class _Penalized:
+    """Mixin for an optimizer whose step first adds the L2 penalty's gradient of ``loss``."""
 
     def __init__(self, params, loss: SklearnLoss, **kwargs) -> None:
         super().__init__(params, **kwargs)
@@ -92,16 +92,12 @@ class PenalizedSGD(optim.SGD):
         super().step()
 
 
-class PenalizedAdam(optim.Adam):
-    """:class:`optim.Adam` whose step first adds the L2 penalty's gradient of ``loss``."""
+class PenalizedSGD(_Penalized, optim.SGD):
+    """:class:`optim.SGD` with scikit-learn's L2 penalty on the weights."""
 
-    def __init__(self, params, loss: SklearnLoss, **kwargs) -> None:
-        super().__init__(params, **kwargs)
-        self.loss = loss
 
-    def step(self) -> None:
-        add_penalty_gradient(self.loss)
-        super().step()
+class PenalizedAdam(_Penalized, optim.Adam):
+    """:class:`optim.Adam` with scikit-learn's L2 penalty on the weights."""
 
 
 class SklearnStopping(nn.Callback):
