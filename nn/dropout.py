@@ -38,6 +38,8 @@ class Dropout(Layer):
         ∂L/∂x = ∂L/∂out ⊙ s
     """
 
+    couples_rows = True
+
     _forward_cache = ("_mask",)
 
     def __init__(self, p: float = 0.5) -> None:

@@ -34,6 +34,9 @@ class Layer:
     n_features_in: int | None = None
     #: Attributes holding what forward cached for backward: not copied by pickle/deepcopy.
     _forward_cache: tuple[str, ...] = ()
+    #: Whether forward couples the rows of a batch (Dropout's mask, BatchNorm1d's statistics):
+    #: a data-parallel fit then hands the layer its ``shard`` of the global batch.
+    couples_rows: bool = False
     #: Whether forward in training mode may change ``buffers()`` (running statistics): fit
     #: then backs them up and checks them every step. Standardize's stay as adapt() set them.
     buffers_change_in_training: bool = True

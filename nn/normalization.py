@@ -126,6 +126,8 @@ class BatchNorm1d(_Normalization):
     with g = ∂L/∂out. In evaluation mode μ and σ are constants and ∂L/∂x = γ/σ ⊙ g.
     """
 
+    couples_rows = True
+
     min_batch_size = 2
 
     def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:

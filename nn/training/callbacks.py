@@ -34,6 +34,8 @@ class Callback:
 
     model = None
     params: dict = {}
+    #: Whether a data-parallel fit runs it on rank 0 only (callbacks that write files).
+    rank_zero_only: bool = False
 
     def set_model(self, model) -> None:
         self.model = model
@@ -335,6 +337,8 @@ class ModelCheckpoint(Callback):
     saved_epochs : list of int
         The 0-based epochs at which a file was written.
     """
+
+    rank_zero_only = True
 
     def __init__(
         self,

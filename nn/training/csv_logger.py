@@ -32,6 +32,8 @@ class CSVLogger(Callback):
         instead of starting a new file.
     """
 
+    rank_zero_only = True
+
     def __init__(self, path: str | os.PathLike, separator: str = ",", append: bool = False):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(

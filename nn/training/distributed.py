@@ -28,9 +28,6 @@ import os
 import numpy as np
 
 from nn.container import layers_within
-from nn.dropout import Dropout
-from nn.normalization import BatchNorm1d
-from nn.training.callbacks import ModelCheckpoint
 
 __all__ = [
     "RankError",
@@ -38,8 +35,6 @@ __all__ = [
     "broadcast_parameters",
     "world_from_environment",
 ]
-
-_SYNCED_LAYERS = (Dropout, BatchNorm1d)  # the layers whose forward couples a batch's rows
 
 
 class RankError(RuntimeError):
@@ -203,10 +198,7 @@ class DataParallel:
         self.shard = Shard(comm)
         self.rank, self.size = self.shard.rank, self.shard.size
         self.synced = [
-            part
-            for layer in model.layers
-            for part in layers_within(layer)
-            if isinstance(part, _SYNCED_LAYERS)
+            part for layer in model.layers for part in layers_within(layer) if part.couples_rows
         ]
 
     def start(self) -> None:
@@ -249,10 +241,10 @@ class DataParallel:
             m._total, m._count = float(sums[i]), float(sums[i + 1])
 
     def active(self, callbacks: list) -> list:
-        """The callbacks this rank runs: all on rank 0; the others skip ModelCheckpoint."""
+        """The callbacks this rank runs: all on rank 0; the others skip those that write files."""
         if self.rank == 0:
             return callbacks
-        return [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return [cb for cb in callbacks if not cb.rank_zero_only]
 
     @contextlib.contextmanager
     def agreement(self, what: str):
